@@ -1,0 +1,1 @@
+"""Records and interfaces shared by gateway, logic and backends (no I/O)."""
