@@ -1,0 +1,89 @@
+"""Typed configuration: dataclass defaults, then `IM_*` environment variables, then command-line flags.
+
+Each setting is a dataclass field whose metadata names its environment variable and documents it;
+`load()` builds the object once at the entry point, and a malformed value stops the process with
+one line naming the setting.
+"""
+
+from __future__ import annotations
+
+import argparse
+import dataclasses
+import types
+import typing
+from collections.abc import Mapping
+from pathlib import Path
+from typing import Any, TypeVar
+
+__all__ = ["ConfigError", "add_flags", "load", "setting"]
+
+C = TypeVar("C")
+
+
+class ConfigError(Exception):
+    """A setting is missing or malformed; the message names it."""
+
+
+def setting(env: str, help: str) -> dict[str, str]:
+    return {"env": env, "help": help}
+
+
+def _field_types(cls: type[Any]) -> dict[str, Any]:
+    return typing.get_type_hints(cls)
+
+
+def _convert(raw: str, kind: Any, name: str) -> Any:
+    optional = False
+    if isinstance(kind, types.UnionType) or typing.get_origin(kind) is typing.Union:
+        args = [a for a in typing.get_args(kind) if a is not type(None)]
+        optional = len(args) < len(typing.get_args(kind))
+        kind = args[0]
+    if optional and raw == "":
+        return None
+    try:
+        if kind is bool:
+            lowered = raw.strip().lower()
+            if lowered in {"1", "true", "yes", "on"}:
+                return True
+            if lowered in {"0", "false", "no", "off"}:
+                return False
+            raise ValueError(raw)
+        if kind is int:
+            return int(raw)
+        if kind is float:
+            return float(raw)
+        if kind is Path:
+            return Path(raw)
+        return str(raw)
+    except ValueError:
+        raise ConfigError(f"{name}: expected {kind.__name__}, got {raw!r}") from None
+
+
+def add_flags(parser: argparse.ArgumentParser, cls: type[Any]) -> None:
+    """A `--field-name` flag for every setting of `cls` (its value overrides the environment)."""
+    for field in dataclasses.fields(cls):
+        meta = field.metadata
+        parser.add_argument(
+            "--" + field.name.replace("_", "-"), dest=field.name, default=None, metavar=field.name.upper(),
+            help=f"{meta.get('help', '')} [env {meta.get('env', '-')}, default {field.default!r}]",
+        )
+
+
+def load(cls: type[C], environ: Mapping[str, str], flags: Mapping[str, str | None] | None = None) -> C:
+    kinds = _field_types(cls)
+    values: dict[str, Any] = {}
+    for field in dataclasses.fields(cls):  # type: ignore[arg-type]
+        env = field.metadata.get("env")
+        raw = (flags or {}).get(field.name)
+        source = f"--{field.name.replace('_', '-')}"
+        if raw is None and env is not None and env in environ:
+            raw, source = environ[env], env
+        if raw is not None:
+            values[field.name] = _convert(raw, kinds[field.name], source)
+    try:
+        config = cls(**values)
+    except ConfigError:
+        raise
+    except (TypeError, ValueError) as exc:
+        raise ConfigError(str(exc)) from None
+    return config

@@ -1,0 +1,1 @@
+"""Gateway: holds client connections (HTTP + WebSocket) and nothing else."""

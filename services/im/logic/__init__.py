@@ -1,0 +1,1 @@
+"""Logic: accounts, groups, and the message pipeline from uplink to commit to downlink."""

@@ -1,0 +1,1 @@
+"""The client protocol without I/O: frames, validation, limits, tokens and errors."""

@@ -1,0 +1,103 @@
+"""`im serve`: gateway and logic in one process on SQLite, with the in-process bus and session map."""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+import secrets
+import signal
+from dataclasses import dataclass, field
+from pathlib import Path
+
+from im.backends.bus.memory import MemoryBus
+from im.backends.sessions.memory import MemorySessions
+from im.backends.store.sqlite import SqliteStore
+from im.config import ConfigError, setting
+from im.gateway.server import Gateway, GatewaySettings
+from im.logic.service import Logic, LogicSettings
+from im.protocol.limits import Limits
+from im.protocol.tokens import TokenCodec
+
+__all__ = ["ServeConfig", "serve"]
+
+log = logging.getLogger("im.serve")
+
+
+@dataclass(frozen=True, slots=True)
+class ServeConfig:
+    host: str = field(default="127.0.0.1", metadata=setting("IM_HOST", "address to listen on"))
+    port: int = field(default=8080, metadata=setting("IM_PORT", "HTTP + WebSocket port"))
+    data_dir: Path = field(default=Path("data"), metadata=setting("IM_DATA_DIR", "where the SQLite file lives"))
+    jwt_secret: str | None = field(default=None, metadata=setting(
+        "IM_JWT_SECRET", "HS256 secret; generated and kept in the data dir when not given"))
+    token_ttl_seconds: int = field(default=86400, metadata=setting("IM_TOKEN_TTL_SECONDS", "login lifetime"))
+    batch_max_size: int = field(default=500, metadata=setting("IM_BATCH_MAX_SIZE", "messages per commit"))
+    batch_max_delay_ms: float = field(default=5.0, metadata=setting(
+        "IM_BATCH_MAX_DELAY_MS", "longest wait for a batch to fill"))
+    heartbeat_interval: float = field(default=30.0, metadata=setting(
+        "IM_HEARTBEAT_INTERVAL", "seconds of silence before the server pings"))
+    heartbeat_timeout: float = field(default=10.0, metadata=setting(
+        "IM_HEARTBEAT_TIMEOUT", "seconds a pinged client has to answer"))
+    rate_limit: float = field(default=50.0, metadata=setting(
+        "IM_RATE_LIMIT", "sends per second per connection (0 turns it off)"))
+    rate_burst: int = field(default=100, metadata=setting("IM_RATE_BURST", "sends allowed at once"))
+    sqlite_synchronous: str = field(default="FULL", metadata=setting(
+        "IM_SQLITE_SYNCHRONOUS", "FULL (fsync each commit) or NORMAL"))
+    drain_seconds: float = field(default=5.0, metadata=setting(
+        "IM_DRAIN_SECONDS", "window over which SIGTERM spreads reconnect frames"))
+    log_level: str = field(default="INFO", metadata=setting("IM_LOG_LEVEL", "DEBUG, INFO, WARNING"))
+
+    def __post_init__(self) -> None:
+        if not 0 <= self.port <= 65535:
+            raise ConfigError(f"IM_PORT: {self.port} is not a port number")
+        if self.sqlite_synchronous.upper() not in {"FULL", "NORMAL", "EXTRA"}:
+            raise ConfigError("IM_SQLITE_SYNCHRONOUS: expected FULL, NORMAL or EXTRA")
+        if self.jwt_secret is not None and len(self.jwt_secret) < 16:
+            raise ConfigError("IM_JWT_SECRET: must be at least 16 characters")
+
+
+def jwt_secret(config: ServeConfig) -> str:
+    if config.jwt_secret:
+        return config.jwt_secret
+    path = config.data_dir / "jwt-secret"
+    if not path.exists():
+        path.write_text(secrets.token_urlsafe(48))
+        path.chmod(0o600)
+    return path.read_text().strip()
+
+
+async def serve(config: ServeConfig) -> None:
+    config.data_dir.mkdir(parents=True, exist_ok=True)
+    tokens = TokenCodec(jwt_secret(config), ttl_seconds=config.token_ttl_seconds)
+    store = SqliteStore(config.data_dir / "im.sqlite3", synchronous=config.sqlite_synchronous.upper())  # type: ignore[arg-type]
+    await store.open()
+    bus = MemoryBus()
+    sessions = MemorySessions()
+    logic = Logic(store, bus, sessions, tokens, LogicSettings(
+        batch_max_size=config.batch_max_size, batch_max_delay_ms=config.batch_max_delay_ms,
+    ))
+    await logic.start()
+    limits = Limits(messages_per_second=config.rate_limit or None, message_burst=config.rate_burst)
+    gateway = Gateway(
+        logic, tokens, bus, sessions, limits=limits, readiness=store.ping,
+        settings=GatewaySettings(
+            heartbeat_interval_seconds=config.heartbeat_interval,
+            heartbeat_timeout_seconds=config.heartbeat_timeout,
+            drain_seconds=config.drain_seconds,
+        ),
+    )
+    await gateway.start(config.host, config.port)
+    print(f"im serve: listening on http://{config.host}:{gateway.ports[0]} (data in {config.data_dir})", flush=True)
+
+    stop = asyncio.Event()
+    loop = asyncio.get_running_loop()
+    for sig in (signal.SIGTERM, signal.SIGINT):
+        loop.add_signal_handler(sig, stop.set)
+    await stop.wait()
+    log.info("draining")
+    await gateway.drain()
+    await logic.close()
+    await gateway.close()
+    await bus.close()
+    await store.close()
+    log.info("stopped")
