@@ -41,6 +41,8 @@ class ServeConfig:
     rate_limit: float = field(default=50.0, metadata=setting(
         "IM_RATE_LIMIT", "sends per second per connection (0 turns it off)"))
     rate_burst: int = field(default=100, metadata=setting("IM_RATE_BURST", "sends allowed at once"))
+    send_queue_bytes: int = field(default=1024 * 1024, metadata=setting(
+        "IM_SEND_QUEUE_BYTES", "bytes queued for a slow reader before it is closed with 4008"))
     sqlite_synchronous: str = field(default="FULL", metadata=setting(
         "IM_SQLITE_SYNCHRONOUS", "FULL (fsync each commit) or NORMAL"))
     drain_seconds: float = field(default=5.0, metadata=setting(
@@ -77,7 +79,10 @@ async def serve(config: ServeConfig) -> None:
         batch_max_size=config.batch_max_size, batch_max_delay_ms=config.batch_max_delay_ms,
     ))
     await logic.start()
-    limits = Limits(messages_per_second=config.rate_limit or None, message_burst=config.rate_burst)
+    limits = Limits(
+        messages_per_second=config.rate_limit or None, message_burst=config.rate_burst,
+        max_send_queue_bytes=config.send_queue_bytes,
+    )
     gateway = Gateway(
         logic, tokens, bus, sessions, limits=limits, readiness=store.ping,
         settings=GatewaySettings(
