@@ -4,7 +4,14 @@ import pytest
 from im.contracts.records import InboxPage, Message
 from im.protocol.errors import BadFrame, Forbidden, ImError, TooLarge
 from im.protocol.frames import (
-    MessageEncoder, PingFrame, SendFrame, SyncFrame, encode_ack, encode_error, encode_message, encode_sync,
+    MessageEncoder,
+    PingFrame,
+    SendFrame,
+    SyncFrame,
+    encode_ack,
+    encode_error,
+    encode_message,
+    encode_sync,
     parse_client_frame,
 )
 from im.protocol.limits import Limits

@@ -11,6 +11,7 @@ from typing import Any
 
 import grpc
 import pytest
+
 from im.contracts.records import Group, InboxPage, Message, Session, User
 from im.protocol.errors import Conflict, Forbidden, NotFound, Unauthorized
 from im.rpc.client import GrpcLogicClient

@@ -6,6 +6,7 @@ from typing import TYPE_CHECKING
 
 import grpc
 from grpc_health.v1 import health_pb2, health_pb2_grpc
+
 from im.rpc.server import SERVICE_NAMES, set_serving
 
 if TYPE_CHECKING:

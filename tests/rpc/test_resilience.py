@@ -7,6 +7,7 @@ import time
 from typing import TYPE_CHECKING
 
 import pytest
+
 from im.contracts.records import Group, InboxPage
 from im.protocol.errors import Unavailable
 from im.rpc.server import drain, serve_logic

@@ -6,6 +6,7 @@ from typing import TYPE_CHECKING
 
 import grpc
 import pytest
+
 from im.contracts.records import Group, InboxPage, Message, Session, User
 from im.protocol.errors import (
     BadFrame,

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import grpc
+
 from im.protocol.errors import Conflict, Internal, NotFound, Unavailable
 from im.rpc.status import error_from_status, error_metadata, status_for
 

@@ -8,7 +8,9 @@ per connection, which keeps an idle connection small.
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import logging
+from collections.abc import Sequence
 from typing import TYPE_CHECKING, cast
 
 from websockets.exceptions import InvalidState
@@ -18,7 +20,15 @@ from websockets.protocol import State
 from websockets.server import ServerProtocol
 
 from im import metrics
-from im.gateway.http import MAX_BODY_BYTES, MAX_HEAD_BYTES, HttpError, Request, Response, json_response, parse_head
+from im.gateway.http import (
+    MAX_BODY_BYTES,
+    MAX_HEAD_BYTES,
+    HttpError,
+    Request,
+    Response,
+    json_response,
+    parse_head,
+)
 from im.protocol.errors import CloseCode, ImError
 from im.protocol.frames import encode_error
 from im.protocol.ratelimit import TokenBucket
@@ -154,7 +164,7 @@ class ClientConnection(asyncio.Protocol):
 
     # -- WebSocket ------------------------------------------------------------------------------
 
-    def _pump(self, events: list[object] | None = None) -> None:
+    def _pump(self, events: Sequence[object] | None = None) -> None:
         ws = self.ws
         assert ws is not None
         for event in events if events is not None else ws.events_received():
@@ -166,11 +176,11 @@ class ClientConnection(asyncio.Protocol):
         opcode = frame.opcode
         if opcode is Opcode.TEXT or opcode is Opcode.BINARY:
             if frame.fin:
-                self.gateway.on_text(self, frame.data)
+                self.gateway.on_text(self, bytes(frame.data))
             else:
-                self._fragments = [frame.data]
+                self._fragments = [bytes(frame.data)]
         elif opcode is Opcode.CONT and self._fragments is not None:
-            self._fragments.append(frame.data)
+            self._fragments.append(bytes(frame.data))
             if frame.fin:
                 data = b"".join(self._fragments)
                 self._fragments = None
@@ -222,10 +232,8 @@ class ClientConnection(asyncio.Protocol):
             self.transport.close()
             return
         self._closing = True
-        try:
+        with contextlib.suppress(InvalidState):
             self.ws.send_close(code, reason)
-        except InvalidState:
-            pass
         self._flush()
         transport = self.transport
         asyncio.get_running_loop().call_later(self.gateway.settings.close_timeout_seconds, transport.abort)

@@ -24,11 +24,27 @@ from im.gateway.http import Request, Response, error_response, json_response
 from im.gateway.routes import Router
 from im.kits.timing_wheel import TimingWheel
 from im.protocol.errors import (
-    BadRequest, CloseCode, ImError, Internal, NotFound, RateLimited, Unauthorized, Unavailable, error_for_code,
+    BadRequest,
+    CloseCode,
+    ImError,
+    Internal,
+    NotFound,
+    RateLimited,
+    Unauthorized,
+    Unavailable,
+    error_for_code,
 )
 from im.protocol.frames import (
-    MessageEncoder, PingFrame, SendFrame, SyncFrame, encode_ack, encode_pong, encode_reconnect, encode_sync,
-    message_fields, parse_client_frame,
+    MessageEncoder,
+    PingFrame,
+    SendFrame,
+    SyncFrame,
+    encode_ack,
+    encode_pong,
+    encode_reconnect,
+    encode_sync,
+    message_fields,
+    parse_client_frame,
 )
 from im.protocol.limits import Limits
 from im.protocol.tokens import TokenCodec

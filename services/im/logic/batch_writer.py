@@ -8,6 +8,7 @@ with backoff: nothing submitted is dropped.
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import logging
 from collections import deque
 from collections.abc import Awaitable, Callable
@@ -92,10 +93,8 @@ class BatchWriter(Generic[T, R]):
                 await self._wakeup.wait()
                 continue
             if self._pending_items < self.max_size and not self._closing:
-                try:
+                with contextlib.suppress(TimeoutError):
                     await asyncio.wait_for(self._full.wait(), self.max_delay_seconds)
-                except TimeoutError:
-                    pass
             await self._write_next_batch()
 
     def _take_batch(self) -> list[_Submission[T, R]]:

@@ -21,6 +21,9 @@ __all__ = ["Logic", "LogicSettings"]
 
 log = logging.getLogger(__name__)
 
+AddressedRejection = tuple[str, Rejection]
+"""A rejection and the gateway it goes to."""
+
 MAX_EMAIL_CHARS = 254
 MAX_NAME_CHARS = 64
 MIN_PASSWORD_CHARS = 8
@@ -142,12 +145,14 @@ class Logic:
         await self._send_downlinks([uplink for uplink, _ in accepted], persisted, rejections)
         return [None] * len(uplinks)
 
-    async def _validate(self, uplinks: list[Uplink]) -> tuple[list[tuple[Uplink, NewMessage]], list[tuple[str, Rejection]]]:
+    async def _validate(
+        self, uplinks: list[Uplink]
+    ) -> tuple[list[tuple[Uplink, NewMessage]], list[AddressedRejection]]:
         users = await self._store.existing_users(u.to for u in uplinks if u.to is not None)
         members = await self._store.members(u.group for u in uplinks if u.group is not None)
         now_ms = int(time.time() * 1000)
         accepted: list[tuple[Uplink, NewMessage]] = []
-        rejections: list[tuple[str, Rejection]] = []
+        rejections: list[AddressedRejection] = []
         for uplink in uplinks:
             try:
                 recipients = _recipients(uplink, users, members)
@@ -161,7 +166,7 @@ class Logic:
         return accepted, rejections
 
     async def _send_downlinks(
-        self, uplinks: list[Uplink], persisted: list[Persisted], rejections: list[tuple[str, Rejection]]
+        self, uplinks: list[Uplink], persisted: list[Persisted], rejections: list[AddressedRejection]
     ) -> None:
         downlinks: dict[str, Downlink] = {}
 
