@@ -2,38 +2,21 @@
 
 from __future__ import annotations
 
-import argparse
-import asyncio
-import logging
-import os
 import sys
 
-from im.config import ConfigError, add_flags, load
-from im.standalone import ServeConfig, serve
+from im.apps.entry import run_app
+from im.apps.standalone import ServeConfig, serve
 
-__all__ = ["main", "run"]
+__all__ = ["main"]
 
+USAGE = """usage: im serve [options]
 
-def run(coroutine: object) -> None:
-    """Run on uvloop where it is installed."""
-    try:
-        import uvloop
-    except ImportError:
-        asyncio.run(coroutine)  # type: ignore[arg-type]
-    else:
-        uvloop.run(coroutine)  # type: ignore[arg-type]
+  serve   gateway and logic in one process on SQLite (im serve --help for its options)"""
 
 
 def main(argv: list[str] | None = None) -> None:
-    parser = argparse.ArgumentParser(prog="im", description="imcluster instant-messaging server")
-    commands = parser.add_subparsers(dest="command", required=True)
-    serve_parser = commands.add_parser("serve", help="gateway and logic in one process on SQLite")
-    add_flags(serve_parser, ServeConfig)
-    args = parser.parse_args(argv)
-    if args.command == "serve":
-        try:
-            config = load(ServeConfig, os.environ, vars(args))
-        except ConfigError as error:
-            sys.exit(f"im serve: bad setting: {error}")
-        logging.basicConfig(level=config.log_level.upper(), format="%(asctime)s %(levelname)s %(name)s: %(message)s")
-        run(serve(config))
+    args = sys.argv[1:] if argv is None else argv
+    if not args or args[0] not in {"serve"}:
+        sys.exit(USAGE)
+    run_app("im serve", ServeConfig, serve, argv=args[1:],
+            description="Gateway and logic in one process on SQLite, with a browser chat at /.")

@@ -15,7 +15,7 @@ from collections.abc import Mapping
 from pathlib import Path
 from typing import Any, TypeVar
 
-__all__ = ["ConfigError", "add_flags", "load", "setting"]
+__all__ = ["ConfigError", "add_flags", "check_url", "load", "setting"]
 
 C = TypeVar("C")
 
@@ -80,10 +80,31 @@ def load(cls: type[C], environ: Mapping[str, str], flags: Mapping[str, str | Non
             raw, source = environ[env], env
         if raw is not None:
             values[field.name] = _convert(raw, kinds[field.name], source)
+        elif field.default is dataclasses.MISSING and field.default_factory is dataclasses.MISSING:
+            raise ConfigError(f"{env or source} is required: {field.metadata.get('help', field.name)}")
+    return cls(**values)
+
+
+def check_url(setting_name: str, value: str, schemes: tuple[str, ...]) -> None:
+    """Refuse a URL that cannot be one of `schemes` with a host, naming the setting."""
+    from urllib.parse import urlsplit
+
     try:
-        config = cls(**values)
-    except ConfigError:
-        raise
-    except (TypeError, ValueError) as exc:
-        raise ConfigError(str(exc)) from None
-    return config
+        parts = urlsplit(value)
+        port = parts.port
+    except ValueError as exc:
+        raise ConfigError(f"{setting_name}: malformed URL ({exc})") from None
+    if parts.scheme not in schemes or not parts.hostname:
+        raise ConfigError(f"{setting_name}: expected {' or '.join(s + '://host...' for s in schemes)}, "
+                          f"got {_redact(value)!r}")
+    del port
+
+
+def _redact(url: str) -> str:
+    """The URL without its password, for error messages."""
+    head, at, tail = url.rpartition("@")
+    if not at:
+        return url
+    scheme, sep, credentials = head.partition("://")
+    user = credentials.split(":", 1)[0]
+    return f"{scheme}{sep}{user}:***@{tail}"

@@ -2,13 +2,13 @@
 
 from __future__ import annotations
 
-import asyncio
 import logging
 import secrets
-import signal
 from dataclasses import dataclass, field
 from pathlib import Path
 
+from im import metrics
+from im.apps.entry import wait_for_signal
 from im.backends.bus.memory import MemoryBus
 from im.backends.sessions.memory import MemorySessions
 from im.backends.store.sqlite import SqliteStore
@@ -70,6 +70,7 @@ def jwt_secret(config: ServeConfig) -> str:
 
 async def serve(config: ServeConfig) -> None:
     config.data_dir.mkdir(parents=True, exist_ok=True)
+    metrics.export("gateway", "logic")
     tokens = TokenCodec(jwt_secret(config), ttl_seconds=config.token_ttl_seconds)
     store = SqliteStore(config.data_dir / "im.sqlite3", synchronous=config.sqlite_synchronous.upper())  # type: ignore[arg-type]
     await store.open()
@@ -93,12 +94,7 @@ async def serve(config: ServeConfig) -> None:
     )
     await gateway.start(config.host, config.port)
     print(f"im serve: listening on http://{config.host}:{gateway.ports[0]} (data in {config.data_dir})", flush=True)
-
-    stop = asyncio.Event()
-    loop = asyncio.get_running_loop()
-    for sig in (signal.SIGTERM, signal.SIGINT):
-        loop.add_signal_handler(sig, stop.set)
-    await stop.wait()
+    await wait_for_signal()
     log.info("draining")
     await gateway.drain()
     await logic.close()

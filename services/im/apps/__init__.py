@@ -1,0 +1,1 @@
+"""Entry points: wire configuration, backends and roles into runnable processes."""
