@@ -93,7 +93,9 @@ class Gateway:
         self._readiness = readiness
         self.loop = asyncio.get_running_loop()
         self.now = self.loop.time
-        self._next_id = 0
+        # Connection ids outlive this process in downlinks still queued for this gateway id, so a
+        # restarted gateway starts from a fresh random base instead of 1.
+        self._next_id = random.getrandbits(30) << 32
         self.connections: dict[int, ClientConnection] = {}
         self.by_user: dict[int, list[ClientConnection]] = {}
         self._wheel: TimingWheel[int] = TimingWheel(tick_seconds=settings.wheel_tick_seconds)
@@ -137,7 +139,7 @@ class Gateway:
             after_ms = int(random.uniform(0, window) * 1000)
             connection.send(encode_reconnect(after_ms))
         deadline = self.now() + window
-        while (self._unanswered or self._outbox) and self.now() < deadline:
+        while (self._unanswered > 0 or self._outbox) and self.now() < deadline:
             await asyncio.sleep(0.05)
         for connection in list(self.connections.values()):
             connection.close(CloseCode.GOING_AWAY, "gateway draining")
