@@ -44,7 +44,7 @@ log = logging.getLogger(__name__)
 class ClientConnection(asyncio.Protocol):
     __slots__ = (
         "gateway", "id", "transport", "_buffer", "_busy", "ws", "user_id", "token_expires_at", "bucket",
-        "errors_in_a_row", "last_seen", "awaiting_pong", "_fragments", "_closing",
+        "errors_in_a_row", "last_seen", "awaiting_pong", "_fragments", "_closing", "_eof_sent",
     )
 
     def __init__(self, gateway: Gateway, connection_id: int) -> None:
@@ -62,6 +62,7 @@ class ClientConnection(asyncio.Protocol):
         self.awaiting_pong = False
         self._fragments: list[bytes] | None = None
         self._closing = False
+        self._eof_sent = False
 
     # -- asyncio.Protocol -----------------------------------------------------------------------
 
@@ -192,16 +193,28 @@ class ClientConnection(asyncio.Protocol):
             return
         for data in ws.data_to_send():
             if not data:
-                transport.close()
-                return
+                # websockets asks for a half-close: a full close now could reset the connection
+                # (unread client data) and lose the close frame just written.
+                self._half_close(transport)
+                continue
             transport.write(data)
         if ws.state is State.CLOSED:
-            transport.close()
+            self._half_close(transport)
             return
         limit = self.gateway.limits.max_send_queue_bytes
         if limit is not None and transport.get_write_buffer_size() > limit and not self._closing:
             metrics.ERRORS.labels("slow_consumer").inc()
             self.close(CloseCode.SLOW_CONSUMER, "send queue full: reading too slowly")
+
+    def _half_close(self, transport: asyncio.Transport) -> None:
+        if transport.is_closing() or self._eof_sent:
+            return
+        self._eof_sent = True
+        if transport.can_write_eof():
+            transport.write_eof()
+            asyncio.get_running_loop().call_later(self.gateway.settings.close_timeout_seconds, transport.abort)
+        else:
+            transport.close()
 
     def send(self, data: bytes) -> None:
         ws = self.ws
