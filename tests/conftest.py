@@ -1,37 +1,28 @@
-"""Fixtures shared by every suite: free ports and a real `im serve` process."""
+"""Fixtures shared by every suite: a real `im serve` process on a free port."""
 
 from __future__ import annotations
 
-import os
-import signal
-import socket
-import subprocess
-import sys
-import time
-import urllib.request
-from collections.abc import Iterator
-from dataclasses import dataclass
+from collections.abc import Callable, Iterator
 from pathlib import Path
 
 import pytest
 
-IM = str(Path(sys.executable).with_name("im"))
+from tests.support.processes import BIN, ManagedProcess, free_port, http_ok
 
 
-def free_port() -> int:
-    with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
-        return int(sock.getsockname()[1])
+class ServerProcess(ManagedProcess):
+    """A running `im serve` on 127.0.0.1 with its own data dir; `restart()` keeps port and data."""
 
-
-@dataclass
-class ServerProcess:
-    """A running `im serve` on 127.0.0.1; `restart()` brings it back on the same port and data dir."""
-
-    port: int
-    data_dir: Path
-    extra_args: list[str]
-    process: subprocess.Popen[bytes] | None = None
+    def __init__(self, port: int, data_dir: Path, extra_args: list[str]) -> None:
+        self.port = port
+        self.data_dir = data_dir
+        super().__init__(
+            name="im serve",
+            argv=[str(BIN / "im"), "serve", "--host", "127.0.0.1", "--port", str(port),
+                  "--data-dir", str(data_dir), *extra_args],
+            log_path=data_dir / "server.log",
+            ready=http_ok(f"http://127.0.0.1:{port}/readyz"),
+        )
 
     @property
     def url(self) -> str:
@@ -41,53 +32,18 @@ class ServerProcess:
     def ws_url(self) -> str:
         return f"ws://127.0.0.1:{self.port}/ws"
 
-    def start(self) -> None:
-        with open(self.data_dir / "server.log", "ab") as log:
-            self.process = subprocess.Popen(
-                [IM, "serve", "--host", "127.0.0.1", "--port", str(self.port), "--data-dir", str(self.data_dir),
-                 *self.extra_args],
-                stdout=log, stderr=subprocess.STDOUT, env={**os.environ, "PYTHONUNBUFFERED": "1"},
-            )
-        deadline = time.monotonic() + 30
-        while time.monotonic() < deadline:
-            if self.process.poll() is not None:
-                raise RuntimeError(f"im serve exited: {self.log()}")
-            try:
-                with urllib.request.urlopen(self.url + "/readyz", timeout=1) as response:
-                    if response.status == 200:
-                        return
-            except OSError:
-                time.sleep(0.05)
-        raise RuntimeError(f"im serve did not become ready: {self.log()}")
 
-    def stop(self, sig: int = signal.SIGTERM, timeout: float = 15) -> int:
-        assert self.process is not None
-        if self.process.poll() is None:
-            self.process.send_signal(sig)
-        code = self.process.wait(timeout)
-        self.process = None
-        return code
-
-    def kill(self) -> None:
-        self.stop(signal.SIGKILL)
-
-    def restart(self) -> None:
-        if self.process is not None:
-            self.stop()
-        self.start()
-
-    def log(self) -> str:
-        path = self.data_dir / "server.log"
-        return path.read_text(errors="replace")[-4000:] if path.exists() else ""
+ServerFactory = Callable[..., ServerProcess]
 
 
 @pytest.fixture
-def server_factory(tmp_path: Path) -> Iterator[type[ServerProcess] | object]:
+def server_factory(tmp_path: Path) -> Iterator[ServerFactory]:
     started: list[ServerProcess] = []
 
     def make(*extra_args: str) -> ServerProcess:
-        server = ServerProcess(free_port(), tmp_path / f"data{len(started)}", list(extra_args))
-        server.data_dir.mkdir()
+        data_dir = tmp_path / f"data{len(started)}"
+        data_dir.mkdir()
+        server = ServerProcess(free_port(), data_dir, list(extra_args))
         server.start()
         started.append(server)
         return server
@@ -95,10 +51,10 @@ def server_factory(tmp_path: Path) -> Iterator[type[ServerProcess] | object]:
     yield make
     for server in started:
         if server.process is not None:
-            server.stop(signal.SIGKILL)
+            server.kill()
 
 
 @pytest.fixture
-def standalone_server(server_factory) -> ServerProcess:  # type: ignore[no-untyped-def]
+def standalone_server(server_factory: ServerFactory) -> ServerProcess:
     """A fresh `im serve` with its own data dir, stopped after the test."""
-    return server_factory()  # type: ignore[no-any-return, operator]
+    return server_factory()

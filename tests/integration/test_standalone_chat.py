@@ -155,7 +155,7 @@ async def test_sigterm_sends_reconnect_then_closes_and_keeps_acked_messages(serv
     a = await ChatConnection.open(http.ws_url, alice.token)
     await a.send("d1", "before drain", to=bob.user_id)
     await a.expect("ack")
-    server.process.send_signal(signal.SIGTERM)
+    server.send_signal(signal.SIGTERM)
     reconnect = await a.expect("reconnect")
     assert 0 <= reconnect["after_ms"] <= 500
     closed = await a.expect("_closed")

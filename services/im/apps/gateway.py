@@ -16,7 +16,7 @@ from im.config import ConfigError, check_url, setting
 from im.gateway.server import Gateway, GatewaySettings
 from im.protocol.errors import Unavailable
 from im.protocol.limits import Limits
-from im.protocol.tokens import TokenCodec
+from im.protocol.tokens import MIN_SECRET_BYTES, TokenCodec
 from im.rpc.client import GrpcLogicClient
 
 __all__ = ["GatewayConfig", "main", "run_gateway"]
@@ -57,8 +57,8 @@ class GatewayConfig:
     def __post_init__(self) -> None:
         check_url("IM_REDIS_URL", self.redis_url, ("redis", "rediss"))
         check_url("IM_RABBITMQ_URL", self.rabbitmq_url, ("amqp", "amqps"))
-        if len(self.jwt_secret) < 16:
-            raise ConfigError("IM_JWT_SECRET: must be at least 16 characters")
+        if len(self.jwt_secret.encode()) < MIN_SECRET_BYTES:
+            raise ConfigError(f"IM_JWT_SECRET: must be at least {MIN_SECRET_BYTES} bytes")
         host, sep, port = self.logic_addr.rpartition(":")
         if not sep or not host or not port.isdigit():
             raise ConfigError(f"IM_LOGIC_ADDR: expected host:port, got {self.logic_addr!r}")

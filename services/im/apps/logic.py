@@ -17,7 +17,7 @@ from im.backends.sessions.redis import RedisSessions
 from im.backends.store.mysql import MySqlStore
 from im.config import ConfigError, check_url, setting
 from im.logic.service import Logic, LogicSettings
-from im.protocol.tokens import TokenCodec
+from im.protocol.tokens import MIN_SECRET_BYTES, TokenCodec
 from im.rpc.server import drain, serve_logic, set_serving
 
 __all__ = ["LogicConfig", "main", "run_logic"]
@@ -52,8 +52,8 @@ class LogicConfig:
         check_url("IM_MYSQL_URL", self.mysql_url, ("mysql",))
         check_url("IM_REDIS_URL", self.redis_url, ("redis", "rediss"))
         check_url("IM_RABBITMQ_URL", self.rabbitmq_url, ("amqp", "amqps"))
-        if len(self.jwt_secret) < 16:
-            raise ConfigError("IM_JWT_SECRET: must be at least 16 characters")
+        if len(self.jwt_secret.encode()) < MIN_SECRET_BYTES:
+            raise ConfigError(f"IM_JWT_SECRET: must be at least {MIN_SECRET_BYTES} bytes")
         if self.shards < 1:
             raise ConfigError("IM_SHARDS: must be at least 1")
 

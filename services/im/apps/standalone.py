@@ -16,7 +16,7 @@ from im.config import ConfigError, setting
 from im.gateway.server import Gateway, GatewaySettings
 from im.logic.service import Logic, LogicSettings
 from im.protocol.limits import Limits
-from im.protocol.tokens import TokenCodec
+from im.protocol.tokens import MIN_SECRET_BYTES, TokenCodec
 
 __all__ = ["ServeConfig", "serve"]
 
@@ -54,8 +54,8 @@ class ServeConfig:
             raise ConfigError(f"IM_PORT: {self.port} is not a port number")
         if self.sqlite_synchronous.upper() not in {"FULL", "NORMAL", "EXTRA"}:
             raise ConfigError("IM_SQLITE_SYNCHRONOUS: expected FULL, NORMAL or EXTRA")
-        if self.jwt_secret is not None and len(self.jwt_secret) < 16:
-            raise ConfigError("IM_JWT_SECRET: must be at least 16 characters")
+        if self.jwt_secret is not None and len(self.jwt_secret.encode()) < MIN_SECRET_BYTES:
+            raise ConfigError(f"IM_JWT_SECRET: must be at least {MIN_SECRET_BYTES} bytes")
 
 
 def jwt_secret(config: ServeConfig) -> str:

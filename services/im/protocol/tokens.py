@@ -6,13 +6,16 @@ import jwt
 
 from im.protocol.errors import Unauthorized
 
-__all__ = ["TokenCodec"]
+__all__ = ["MIN_SECRET_BYTES", "TokenCodec"]
+
+MIN_SECRET_BYTES = 32
+"""HS256 keys shorter than the hash output (RFC 7518 section 3.2) are refused."""
 
 
 class TokenCodec:
     def __init__(self, secret: str, *, ttl_seconds: int = 24 * 3600, algorithm: str = "HS256") -> None:
-        if len(secret) < 16:
-            raise ValueError("the JWT secret must be at least 16 characters")
+        if len(secret.encode()) < MIN_SECRET_BYTES:
+            raise ValueError(f"the JWT secret must be at least {MIN_SECRET_BYTES} bytes")
         self._secret = secret
         self._algorithm = algorithm
         self.ttl_seconds = ttl_seconds
