@@ -198,6 +198,7 @@ def test_rbac_grants_exactly_what_the_operator_needs(chart: helm.Chart) -> None:
     assert workload == {
         ("imcluster.io", "imclusters"): READ | {"patch"},
         ("imcluster.io", "imclusters/status"): {"get", "patch", "update"},
+        ("imcluster.io", "imclusters/finalizers"): {"update"},
         ("", "configmaps"): OWN,
         ("", "secrets"): OWN,
         ("", "services"): OWN,

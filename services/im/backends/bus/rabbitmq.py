@@ -5,8 +5,10 @@ bound with routing key `<n>`. An uplink goes to shard `crc32(conversation) % sha
 conversation always lands on one queue; each queue is declared `x-single-active-consumer`, so however
 many logic replicas consume, one of them at a time gets a shard, in queue order. One `publish` sends
 one persistent AMQP message per shard it touches (up to `max_uplinks_per_message` uplinks each) and
-returns after the publisher confirms. Both sides declare the topology, so nothing is unroutable while
-no logic runs yet. Every process must use the same `shards`.
+returns after the publisher confirms. Calls made while earlier ones await their confirms are
+coalesced into shared AMQP messages (`max_publishes_in_flight`), so single-message publishes from many
+connections still travel in batches. Both sides declare the topology, so nothing is unroutable while
+no logic runs yet. Every process must use the same `shards` (nothing checks it).
 
 Consuming a shard (its own channel, `prefetch` AMQP messages in flight):
 - the handler is called once per AMQP message, in delivery order; several calls may be in flight at
@@ -17,6 +19,8 @@ Consuming a shard (its own channel, `prefetch` AMQP messages in flight):
   what may be acked, and closes the channel: RabbitMQ puts the rest back in queue order and delivers it
   again (to this or another replica) after `retry_delay`. A lost connection does the same. Either way a
   message the handler had already taken may come again: the store recognises it by `(sender, cid)`.
+  Calls already in flight behind a failed one may still succeed before it comes again, so a handler
+  that must keep order across failures retries (as the batch writer does) rather than raise.
 
 Downlink: a direct exchange `im.downlink`; each gateway consumes `im.downlink.<gateway id>` bound with
 routing key = gateway id. The queue is not durable and expires (`x-expires`) once no gateway has used it
@@ -94,6 +98,7 @@ class RabbitMqBus:
         downlink_prefetch: int = 256,
         downlink_expiry: float = 60.0,
         publish_timeout: float = 10.0,
+        deliver_timeout: float = 2.0,
         retry_delay: float = 1.0,
         close_timeout: float = 10.0,
         reconnect_interval: float = 2.0,
@@ -109,7 +114,9 @@ class RabbitMqBus:
             go out together (see `publish`).
         :param downlink_prefetch: downlink AMQP messages in flight per gateway.
         :param downlink_expiry: seconds a gateway's downlink queue outlives its last consumer.
-        :param publish_timeout: seconds `start`, `publish` and `deliver` wait for the broker (and confirms).
+        :param publish_timeout: seconds `start` and `publish` wait for the broker (and its confirms).
+        :param deliver_timeout: seconds `deliver` waits for the broker; a downlink is best effort, the
+            client catches up with `sync`.
         :param retry_delay: seconds a shard waits after a failed handler or a lost channel.
         :param close_timeout: seconds `close` lets uplink handler calls in flight finish.
         :param reconnect_interval: seconds between attempts to reconnect a lost connection.
@@ -130,6 +137,7 @@ class RabbitMqBus:
         self._downlink_prefetch = downlink_prefetch
         self._downlink_expiry_ms = max(1, int(downlink_expiry * 1000))
         self._publish_timeout = publish_timeout
+        self._deliver_timeout = deliver_timeout
         self._retry_delay = retry_delay
         self._close_timeout = close_timeout
         self._reconnect_interval = reconnect_interval
@@ -280,23 +288,26 @@ class RabbitMqBus:
             for shard, group in by_shard.items()
             for part in _chunks(group, self._max_per_message)
         ]
+        confirmed = False
         error: BaseException | None = None
         try:
             # Also bounds the wait for a reconnection, which aio-pika's own publish timeout does not.
             async with asyncio.timeout(self._publish_timeout):
                 await asyncio.gather(*tasks)
-        except (*_FAILURES, asyncio.CancelledError) as e:
+            confirmed = True
+        except _FAILURES as e:
+            error = e
+        finally:  # also on cancellation and on errors nobody expected: never leave a caller hanging
             for task in tasks:
                 task.cancel()
-            error = e
-        for request in requests:
-            if request.future.done():
-                continue
-            if error is None:
-                request.future.set_result(None)
-            else:
-                request.future.set_exception(
-                    Unavailable(f"RabbitMQ at {self.where}: publish failed: {error!r}"))
+            for request in requests:
+                if request.future.done():
+                    continue
+                if confirmed:
+                    request.future.set_result(None)
+                else:
+                    request.future.set_exception(
+                        Unavailable(f"RabbitMQ at {self.where}: publish failed: {error!r}"))
 
     async def consume(self, handler: UplinkHandler) -> None:
         """Start consuming every shard in the background; returns at once."""
@@ -316,7 +327,7 @@ class RabbitMqBus:
             await asyncio.wait_for(exchange.publish(
                 aio_pika.Message(encode_downlink(downlink), delivery_mode=DeliveryMode.NOT_PERSISTENT,
                                  content_type="application/json"),
-                routing_key=downlink.gateway, mandatory=False), self._publish_timeout)
+                routing_key=downlink.gateway, mandatory=False), self._deliver_timeout)
         except _FAILURES as e:
             raise Unavailable(f"RabbitMQ at {self.where}: downlink publish failed: {e!r}") from e
 
@@ -510,6 +521,10 @@ class _Subscription:
     async def _work(self) -> None:
         while True:
             message = await self._inbox.get()
+            try:
+                message.channel  # noqa: B018 - raises once the channel it came on has closed
+            except aio_pika.exceptions.ChannelInvalidStateError:
+                continue  # unacked, so the broker delivers it again on the new channel: skip this copy
             try:
                 await self.handler(decode_downlink(message.body))
             except Exception:

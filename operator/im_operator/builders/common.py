@@ -1,0 +1,52 @@
+"""Names, labels and shared fragments of every child resource."""
+
+from __future__ import annotations
+
+import hashlib
+import json
+from typing import Any
+
+from im_operator.spec import ClusterSpec
+
+__all__ = [
+    "Manifest", "MANAGED_BY", "CONFIG_HASH_ANNOTATION", "child_name", "selector_labels", "labels",
+    "metadata", "digest",
+]
+
+Manifest = dict[str, Any]
+
+MANAGED_BY = "im-operator"
+CONFIG_HASH_ANNOTATION = "imcluster.io/config-hash"
+
+
+def child_name(spec: ClusterSpec, suffix: str) -> str:
+    return f"{spec.name}-{suffix}"
+
+
+def selector_labels(spec: ClusterSpec, component: str | None = None) -> dict[str, str]:
+    """The immutable subset used in selectors: never add to it once clusters exist."""
+    result = {"app.kubernetes.io/name": "imcluster", "app.kubernetes.io/instance": spec.name}
+    if component is not None:
+        result["app.kubernetes.io/component"] = component
+    return result
+
+
+def labels(spec: ClusterSpec, component: str | None = None) -> dict[str, str]:
+    return {**selector_labels(spec, component), "app.kubernetes.io/managed-by": MANAGED_BY}
+
+
+def metadata(spec: ClusterSpec, suffix: str, component: str | None = None,
+             annotations: dict[str, str] | None = None) -> dict[str, Any]:
+    meta: dict[str, Any] = {
+        "name": child_name(spec, suffix),
+        "namespace": spec.namespace,
+        "labels": labels(spec, component),
+    }
+    if annotations:
+        meta["annotations"] = dict(annotations)
+    return meta
+
+
+def digest(*parts: Any) -> str:
+    text = json.dumps(parts, sort_keys=True, separators=(",", ":"), default=str)
+    return hashlib.sha256(text.encode()).hexdigest()[:16]

@@ -1,0 +1,29 @@
+"""The gateway Service: clients' HTTP + WebSocket entry, plus metrics for scraping."""
+
+from __future__ import annotations
+
+from im_operator.builders.common import Manifest, metadata, selector_labels
+from im_operator.spec import METRICS_PORT, Json, parse
+
+__all__ = ["build"]
+
+
+def build(body: Json) -> Manifest:
+    spec = parse(body)
+    gw = spec.gateway
+    service_spec: dict[str, object] = {
+        "type": gw.service_type,
+        "selector": selector_labels(spec, "gateway"),
+        "ports": [
+            {"name": "http", "port": gw.service_port, "targetPort": "http", "protocol": "TCP"},
+            {"name": "metrics", "port": METRICS_PORT, "targetPort": "metrics", "protocol": "TCP"},
+        ],
+    }
+    if gw.service_type in ("LoadBalancer", "NodePort"):
+        service_spec["externalTrafficPolicy"] = "Local"  # keep client addresses, skip a hop
+    return {
+        "apiVersion": "v1",
+        "kind": "Service",
+        "metadata": metadata(spec, "gateway", "gateway", gw.service_annotations),
+        "spec": service_spec,
+    }
