@@ -22,6 +22,7 @@ def test_default_settings(make_body: Any) -> None:
         "IM_BATCH_MAX_DELAY_MS": "10",
         "IM_HEARTBEAT_INTERVAL": "30",
         "IM_HEARTBEAT_TIMEOUT": "90",
+        "IM_DRAIN_SECONDS": "30",
     }
 
 

@@ -20,6 +20,7 @@ def settings(spec: ClusterSpec) -> dict[str, str]:
         "IM_BATCH_MAX_DELAY_MS": str(spec.logic.batch_max_delay_ms),
         "IM_HEARTBEAT_INTERVAL": str(spec.gateway.heartbeat_interval_s),
         "IM_HEARTBEAT_TIMEOUT": str(spec.gateway.heartbeat_timeout_s),
+        "IM_DRAIN_SECONDS": str(spec.gateway.drain_seconds),
     }
 
 
