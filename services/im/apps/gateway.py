@@ -9,13 +9,13 @@ from dataclasses import dataclass, field
 from prometheus_client import start_http_server
 
 from im import metrics
+from im.apps.connection_settings import ConnectionSettings
 from im.apps.entry import StartupError, connect, run_app, wait_for_signal
 from im.backends.bus.rabbitmq import RabbitMqBus
 from im.backends.sessions.redis import RedisSessions
 from im.config import ConfigError, check_url, setting
-from im.gateway.server import Gateway, GatewaySettings
+from im.gateway.server import Gateway
 from im.protocol.errors import Unavailable
-from im.protocol.limits import Limits
 from im.protocol.tokens import MIN_SECRET_BYTES, TokenCodec
 from im.rpc.client import GrpcLogicClient
 
@@ -24,8 +24,8 @@ __all__ = ["GatewayConfig", "main", "run_gateway"]
 log = logging.getLogger("im.gateway")
 
 
-@dataclass(frozen=True, slots=True)
-class GatewayConfig:
+@dataclass(frozen=True, slots=True, kw_only=True)
+class GatewayConfig(ConnectionSettings):
     redis_url: str = field(metadata=setting("IM_REDIS_URL", "redis://host:port/db"))
     rabbitmq_url: str = field(metadata=setting("IM_RABBITMQ_URL", "amqp://user:pass@host:port/vhost"))
     jwt_secret: str = field(metadata=setting("IM_JWT_SECRET", "HS256 secret shared with logic"))
@@ -36,17 +36,6 @@ class GatewayConfig:
     gateway_id: str = field(default_factory=socket.gethostname, metadata=setting(
         "IM_GATEWAY_ID", "unique per gateway; names its downlink queue (default: host name)"))
     shards: int = field(default=8, metadata=setting("IM_SHARDS", "uplink queues; same value as logic"))
-    heartbeat_interval: float = field(default=30.0, metadata=setting(
-        "IM_HEARTBEAT_INTERVAL", "seconds of silence before the server pings"))
-    heartbeat_timeout: float = field(default=10.0, metadata=setting(
-        "IM_HEARTBEAT_TIMEOUT", "seconds a pinged client has to answer"))
-    rate_limit: float = field(default=50.0, metadata=setting(
-        "IM_RATE_LIMIT", "sends per second per connection (0 turns it off)"))
-    rate_burst: int = field(default=100, metadata=setting("IM_RATE_BURST", "sends allowed at once"))
-    send_queue_bytes: int = field(default=1024 * 1024, metadata=setting(
-        "IM_SEND_QUEUE_BYTES", "bytes queued for a slow reader before it is closed with 4008"))
-    drain_seconds: float = field(default=10.0, metadata=setting(
-        "IM_DRAIN_SECONDS", "window over which SIGTERM spreads reconnect frames"))
     session_ttl_seconds: float = field(default=60.0, metadata=setting(
         "IM_SESSION_TTL_SECONDS", "how long a session entry outlives this gateway's last refresh"))
     redis_key_prefix: str = field(default="im:", metadata=setting("IM_REDIS_PREFIX", "prefix of every Redis key"))
@@ -84,14 +73,9 @@ async def run_gateway(config: GatewayConfig) -> None:
 
     gateway = Gateway(
         logic, tokens, bus, sessions, readiness=ready,
-        limits=Limits(messages_per_second=config.rate_limit or None, message_burst=config.rate_burst,
-                      max_send_queue_bytes=config.send_queue_bytes),
-        settings=GatewaySettings(
-            gateway_id=config.gateway_id,
-            heartbeat_interval_seconds=config.heartbeat_interval,
-            heartbeat_timeout_seconds=config.heartbeat_timeout,
-            drain_seconds=config.drain_seconds,
-            session_refresh_seconds=config.session_ttl_seconds / 3,
+        limits=config.limits(),
+        settings=config.gateway_settings(
+            gateway_id=config.gateway_id, session_refresh_seconds=config.session_ttl_seconds / 3,
         ),
     )
     try:

@@ -8,14 +8,14 @@ from dataclasses import dataclass, field
 from pathlib import Path
 
 from im import metrics
+from im.apps.connection_settings import ConnectionSettings
 from im.apps.entry import wait_for_signal
 from im.backends.bus.memory import MemoryBus
 from im.backends.sessions.memory import MemorySessions
 from im.backends.store.sqlite import SqliteStore
 from im.config import ConfigError, setting
-from im.gateway.server import Gateway, GatewaySettings
+from im.gateway.server import Gateway
 from im.logic.service import Logic, LogicSettings
-from im.protocol.limits import Limits
 from im.protocol.tokens import MIN_SECRET_BYTES, TokenCodec
 
 __all__ = ["ServeConfig", "serve"]
@@ -23,8 +23,8 @@ __all__ = ["ServeConfig", "serve"]
 log = logging.getLogger("im.serve")
 
 
-@dataclass(frozen=True, slots=True)
-class ServeConfig:
+@dataclass(frozen=True, slots=True, kw_only=True)
+class ServeConfig(ConnectionSettings):
     host: str = field(default="127.0.0.1", metadata=setting("IM_HOST", "address to listen on"))
     port: int = field(default=8080, metadata=setting("IM_PORT", "HTTP + WebSocket port"))
     data_dir: Path = field(default=Path("data"), metadata=setting("IM_DATA_DIR", "where the SQLite file lives"))
@@ -34,19 +34,8 @@ class ServeConfig:
     batch_max_size: int = field(default=500, metadata=setting("IM_BATCH_MAX_SIZE", "messages per commit"))
     batch_max_delay_ms: float = field(default=5.0, metadata=setting(
         "IM_BATCH_MAX_DELAY_MS", "longest wait for a batch to fill"))
-    heartbeat_interval: float = field(default=30.0, metadata=setting(
-        "IM_HEARTBEAT_INTERVAL", "seconds of silence before the server pings"))
-    heartbeat_timeout: float = field(default=10.0, metadata=setting(
-        "IM_HEARTBEAT_TIMEOUT", "seconds a pinged client has to answer"))
-    rate_limit: float = field(default=50.0, metadata=setting(
-        "IM_RATE_LIMIT", "sends per second per connection (0 turns it off)"))
-    rate_burst: int = field(default=100, metadata=setting("IM_RATE_BURST", "sends allowed at once"))
-    send_queue_bytes: int = field(default=1024 * 1024, metadata=setting(
-        "IM_SEND_QUEUE_BYTES", "bytes queued for a slow reader before it is closed with 4008"))
     sqlite_synchronous: str = field(default="FULL", metadata=setting(
         "IM_SQLITE_SYNCHRONOUS", "FULL (fsync each commit) or NORMAL"))
-    drain_seconds: float = field(default=5.0, metadata=setting(
-        "IM_DRAIN_SECONDS", "window over which SIGTERM spreads reconnect frames"))
     log_level: str = field(default="INFO", metadata=setting("IM_LOG_LEVEL", "DEBUG, INFO, WARNING"))
 
     def __post_init__(self) -> None:
@@ -80,17 +69,9 @@ async def serve(config: ServeConfig) -> None:
         batch_max_size=config.batch_max_size, batch_max_delay_ms=config.batch_max_delay_ms,
     ))
     await logic.start()
-    limits = Limits(
-        messages_per_second=config.rate_limit or None, message_burst=config.rate_burst,
-        max_send_queue_bytes=config.send_queue_bytes,
-    )
     gateway = Gateway(
-        logic, tokens, bus, sessions, limits=limits, readiness=store.ping,
-        settings=GatewaySettings(
-            heartbeat_interval_seconds=config.heartbeat_interval,
-            heartbeat_timeout_seconds=config.heartbeat_timeout,
-            drain_seconds=config.drain_seconds,
-        ),
+        logic, tokens, bus, sessions, limits=config.limits(), settings=config.gateway_settings(),
+        readiness=store.ping,
     )
     await gateway.start(config.host, config.port)
     print(f"im serve: listening on http://{config.host}:{gateway.ports[0]} (data in {config.data_dir})", flush=True)

@@ -1,0 +1,41 @@
+"""The settings a gateway applies to each client connection, shared by `im serve` and `im-gateway`."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from typing import Any
+
+from im.config import setting
+from im.gateway.server import GatewaySettings
+from im.protocol.limits import Limits
+
+__all__ = ["ConnectionSettings"]
+
+
+@dataclass(frozen=True, slots=True, kw_only=True)
+class ConnectionSettings:
+    heartbeat_interval: float = field(default=30.0, metadata=setting(
+        "IM_HEARTBEAT_INTERVAL", "seconds of silence before the server pings"))
+    heartbeat_timeout: float = field(default=10.0, metadata=setting(
+        "IM_HEARTBEAT_TIMEOUT", "seconds a pinged client has to answer"))
+    rate_limit: float = field(default=50.0, metadata=setting(
+        "IM_RATE_LIMIT", "sends per second per connection (0 turns it off)"))
+    rate_burst: int = field(default=100, metadata=setting("IM_RATE_BURST", "sends allowed at once"))
+    send_queue_bytes: int = field(default=1024 * 1024, metadata=setting(
+        "IM_SEND_QUEUE_BYTES", "bytes queued for a slow reader before it is closed with 4008"))
+    drain_seconds: float = field(default=10.0, metadata=setting(
+        "IM_DRAIN_SECONDS", "window over which SIGTERM spreads reconnect frames"))
+
+    def limits(self) -> Limits:
+        return Limits(
+            messages_per_second=self.rate_limit or None, message_burst=self.rate_burst,
+            max_send_queue_bytes=self.send_queue_bytes,
+        )
+
+    def gateway_settings(self, **more: Any) -> GatewaySettings:
+        return GatewaySettings(
+            heartbeat_interval_seconds=self.heartbeat_interval,
+            heartbeat_timeout_seconds=self.heartbeat_timeout,
+            drain_seconds=self.drain_seconds,
+            **more,
+        )
