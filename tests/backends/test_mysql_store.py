@@ -71,7 +71,7 @@ async def test_migrations_run_once_and_concurrent_starters_agree(mysql_url: str)
 
 
 async def test_a_missing_database_is_created() -> None:
-    async with mysql_database() as url:
+    with mysql_database() as url:
         missing = url + "_new"
         store = MySqlStore(missing)
         try:

@@ -28,7 +28,7 @@ Factory = Callable[[Path], AbstractAsyncContextManager[Store]]
 async def _mysql(tmp_path: Path) -> AsyncIterator[Store]:
     from im.backends.store.mysql import MySqlStore
 
-    async with mysql_database() as url:
+    with mysql_database() as url:
         yield MySqlStore(url, pool_size=8)
 
 
