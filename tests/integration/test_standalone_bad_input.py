@@ -258,3 +258,15 @@ async def test_a_reader_too_slow_is_closed_with_4008_and_server_memory_stays_bou
     assert struct.unpack("!H", frames[-1][1][:2])[0] == 4008
     assert len([f for f in frames if f[0] == 0x1]) < count
     await sender.close()
+
+
+async def test_sync_requests_share_the_rate_limit(server_factory: Any) -> None:
+    server = server_factory("--rate-limit", "5", "--rate-burst", "3")
+    _, _, _, a, b = await pair(server)
+    for _ in range(6):
+        await a.send_frame({"type": "sync", "after": 0})
+    frames = [await a.next() for _ in range(6)]
+    assert sorted(f["type"] for f in frames) == ["error"] * 3 + ["sync"] * 3
+    assert {f["code"] for f in frames if f["type"] == "error"} == {"rate_limited"}
+    await a.close()
+    await b.close()

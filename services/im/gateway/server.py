@@ -278,6 +278,7 @@ class Gateway:
             if isinstance(frame, SendFrame):
                 self._accept_send(connection, frame)
             elif isinstance(frame, SyncFrame):
+                self._take_token(connection, "syncing too fast; ask again later", None)
                 self.spawn(self._sync(connection, frame))
             elif isinstance(frame, PingFrame):
                 connection.send(encode_pong())
@@ -286,10 +287,14 @@ class Gateway:
             return
         connection.errors_in_a_row = 0
 
-    def _accept_send(self, connection: ClientConnection, frame: SendFrame) -> None:
+    def _take_token(self, connection: ClientConnection, message: str, cid: str | None) -> None:
+        """Sends and syncs share the connection's rate: both cost the server a round to logic."""
         bucket = connection.bucket
         if bucket is not None and not bucket.take(self.now()):
-            raise RateLimited("sending too fast; resend later with the same cid", cid=frame.cid)
+            raise RateLimited(message, cid=cid)
+
+    def _accept_send(self, connection: ClientConnection, frame: SendFrame) -> None:
+        self._take_token(connection, "sending too fast; resend later with the same cid", frame.cid)
         if self.draining or len(self._outbox) >= self.settings.max_pending_uplinks:
             raise Unavailable("the server is busy; resend later with the same cid", cid=frame.cid)
         self._outbox.append(Uplink(
