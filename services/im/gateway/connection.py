@@ -120,12 +120,18 @@ class ClientConnection(asyncio.Protocol):
         self.transport.pause_reading()
         self.gateway.spawn(self._serve(request))
 
+    @property
+    def busy(self) -> bool:
+        """An HTTP request is being served."""
+        return self._busy
+
     async def _serve(self, request: Request) -> None:
         response = await self.gateway.handle_http(request)
         if self.transport is None:
             return
-        self.transport.write(response.encode(keep_alive=request.keep_alive))
-        if not request.keep_alive:
+        keep_alive = request.keep_alive and not self.gateway.draining
+        self.transport.write(response.encode(keep_alive=keep_alive))
+        if not keep_alive:
             self.transport.close()
             return
         self._busy = False

@@ -127,23 +127,36 @@ class Gateway:
         return [sock.getsockname()[1] for server in self._servers for sock in server.sockets]
 
     async def drain(self) -> None:
-        """Stop taking connections, ask clients to reconnect elsewhere, wait for answers in flight, close."""
+        """Stop taking connections and hand the open ones back, spread over the drain window.
+
+        Readiness fails and the listener closes at once. Each WebSocket client gets a `reconnect`
+        frame naming its own moment in the window and is closed at that moment (not before the
+        sends it has in flight are answered, within the window), so clients that reconnect on
+        close do not all come back at once. HTTP requests being served still get their answer.
+        """
         self.draining = True
         for server in self._servers:
             server.close()
+        started = self.now()
         window = self.settings.drain_seconds
+        closing: list[tuple[float, ClientConnection]] = []
         for connection in list(self.connections.values()):
             if connection.ws is None:
-                connection.close(CloseCode.GOING_AWAY, "draining")
+                if not connection.busy:
+                    connection.close(CloseCode.GOING_AWAY, "draining")
                 continue
-            after_ms = int(random.uniform(0, window) * 1000)
-            connection.send(encode_reconnect(after_ms))
-        deadline = self.now() + window
-        while (self._unanswered > 0 or self._outbox) and self.now() < deadline:
+            after = random.uniform(0, window)
+            connection.send(encode_reconnect(int(after * 1000)))
+            closing.append((after, connection))
+        while (self._unanswered > 0 or self._outbox) and self.now() < started + window:
             await asyncio.sleep(0.05)
-        for connection in list(self.connections.values()):
+        for after, connection in sorted(closing, key=lambda planned: planned[0]):
+            delay = started + after - self.now()
+            if delay > 0:
+                await asyncio.sleep(delay)
             connection.close(CloseCode.GOING_AWAY, "gateway draining")
-        while self.connections and self.now() < deadline + self.settings.close_timeout_seconds:
+        give_up = started + window + self.settings.close_timeout_seconds
+        while self.connections and self.now() < give_up:
             await asyncio.sleep(0.05)
 
     async def close(self) -> None:
