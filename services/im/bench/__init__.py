@@ -9,4 +9,5 @@
     stats     pure helpers: percentiles, pacing schedule, pairing, splitting
     report    the report as a dict (`--json`) and as text
     echo      a plain `websockets` echo server, the ceiling this machine allows
+    loop      runs the bench on uvloop
 """
