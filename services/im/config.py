@@ -15,7 +15,7 @@ from collections.abc import Mapping
 from pathlib import Path
 from typing import Any, TypeVar
 
-__all__ = ["ConfigError", "add_flags", "check_url", "load", "setting"]
+__all__ = ["ConfigError", "add_flags", "at_least", "check_url", "load", "setting"]
 
 C = TypeVar("C")
 
@@ -108,3 +108,8 @@ def _redact(url: str) -> str:
     scheme, sep, credentials = head.partition("://")
     user = credentials.split(":", 1)[0]
     return f"{scheme}{sep}{user}:***@{tail}"
+
+
+def at_least(setting_name: str, value: float, minimum: float) -> None:
+    if value < minimum:
+        raise ConfigError(f"{setting_name}: must be at least {minimum}, got {value}")

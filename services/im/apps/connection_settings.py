@@ -5,7 +5,7 @@ from __future__ import annotations
 from dataclasses import dataclass, field
 from typing import Any
 
-from im.config import setting
+from im.config import at_least, setting
 from im.gateway.server import GatewaySettings
 from im.protocol.limits import Limits
 
@@ -25,6 +25,14 @@ class ConnectionSettings:
         "IM_SEND_QUEUE_BYTES", "bytes queued for a slow reader before it is closed with 4008"))
     drain_seconds: float = field(default=10.0, metadata=setting(
         "IM_DRAIN_SECONDS", "window over which SIGTERM spreads reconnect frames"))
+
+    def __post_init__(self) -> None:
+        at_least("IM_HEARTBEAT_INTERVAL", self.heartbeat_interval, 0.1)
+        at_least("IM_HEARTBEAT_TIMEOUT", self.heartbeat_timeout, 0.1)
+        at_least("IM_RATE_LIMIT", self.rate_limit, 0)
+        at_least("IM_RATE_BURST", self.rate_burst, 1)
+        at_least("IM_SEND_QUEUE_BYTES", self.send_queue_bytes, 1024)
+        at_least("IM_DRAIN_SECONDS", self.drain_seconds, 0)
 
     def limits(self) -> Limits:
         return Limits(

@@ -13,7 +13,7 @@ from im.apps.connection_settings import ConnectionSettings
 from im.apps.entry import StartupError, connect, run_app, wait_for_signal
 from im.backends.bus.rabbitmq import RabbitMqBus
 from im.backends.sessions.redis import RedisSessions
-from im.config import ConfigError, check_url, setting
+from im.config import ConfigError, at_least, check_url, setting
 from im.gateway.server import Gateway
 from im.protocol.errors import Unavailable
 from im.protocol.tokens import MIN_SECRET_BYTES, TokenCodec
@@ -44,6 +44,10 @@ class GatewayConfig(ConnectionSettings):
     log_level: str = field(default="INFO", metadata=setting("IM_LOG_LEVEL", "DEBUG, INFO, WARNING"))
 
     def __post_init__(self) -> None:
+        ConnectionSettings.__post_init__(self)
+        at_least("IM_SHARDS", self.shards, 1)
+        at_least("IM_SESSION_TTL_SECONDS", self.session_ttl_seconds, 1)
+        at_least("IM_LOGIC_TIMEOUT_SECONDS", self.logic_timeout_seconds, 0.1)
         check_url("IM_REDIS_URL", self.redis_url, ("redis", "rediss"))
         check_url("IM_RABBITMQ_URL", self.rabbitmq_url, ("amqp", "amqps"))
         if len(self.jwt_secret.encode()) < MIN_SECRET_BYTES:

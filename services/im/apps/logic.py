@@ -14,8 +14,8 @@ from im import metrics
 from im.apps.entry import Pingable, StartupError, connect, run_app, wait_for_signal
 from im.backends.bus.rabbitmq import RabbitMqBus
 from im.backends.sessions.redis import RedisSessions
-from im.backends.store.mysql import MySqlStore
-from im.config import ConfigError, check_url, setting
+from im.backends.store.mysql import MySqlStore, parse_mysql_url
+from im.config import ConfigError, at_least, check_url, setting
 from im.logic.service import Logic, LogicSettings
 from im.protocol.tokens import MIN_SECRET_BYTES, TokenCodec
 from im.rpc.server import drain, serve_logic, set_serving
@@ -49,15 +49,21 @@ class LogicConfig:
     log_level: str = field(default="INFO", metadata=setting("IM_LOG_LEVEL", "DEBUG, INFO, WARNING"))
 
     def __post_init__(self) -> None:
-        check_url("IM_MYSQL_URL", self.mysql_url, ("mysql",))
+        try:
+            parse_mysql_url(self.mysql_url)
+        except ValueError as exc:
+            raise ConfigError(str(exc)) from None
         check_url("IM_REDIS_URL", self.redis_url, ("redis", "rediss"))
         check_url("IM_RABBITMQ_URL", self.rabbitmq_url, ("amqp", "amqps"))
         if len(self.jwt_secret.encode()) < MIN_SECRET_BYTES:
             raise ConfigError(f"IM_JWT_SECRET: must be at least {MIN_SECRET_BYTES} bytes")
-        if self.shards < 1:
-            raise ConfigError("IM_SHARDS: must be at least 1")
-
-
+        at_least("IM_SHARDS", self.shards, 1)
+        at_least("IM_PREFETCH", self.prefetch, 1)
+        at_least("IM_BATCH_MAX_SIZE", self.batch_max_size, 1)
+        at_least("IM_BATCH_MAX_DELAY_MS", self.batch_max_delay_ms, 0)
+        at_least("IM_MYSQL_POOL_SIZE", self.mysql_pool_size, 1)
+        at_least("IM_SESSION_TTL_SECONDS", self.session_ttl_seconds, 1)
+        at_least("IM_HEALTH_CHECK_SECONDS", self.health_check_seconds, 0.1)
 
 
 async def run_logic(config: LogicConfig) -> None:

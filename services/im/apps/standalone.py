@@ -13,7 +13,7 @@ from im.apps.entry import wait_for_signal
 from im.backends.bus.memory import MemoryBus
 from im.backends.sessions.memory import MemorySessions
 from im.backends.store.sqlite import SqliteStore
-from im.config import ConfigError, setting
+from im.config import ConfigError, at_least, setting
 from im.gateway.server import Gateway
 from im.logic.service import Logic, LogicSettings
 from im.protocol.tokens import MIN_SECRET_BYTES, TokenCodec
@@ -39,6 +39,10 @@ class ServeConfig(ConnectionSettings):
     log_level: str = field(default="INFO", metadata=setting("IM_LOG_LEVEL", "DEBUG, INFO, WARNING"))
 
     def __post_init__(self) -> None:
+        ConnectionSettings.__post_init__(self)
+        at_least("IM_BATCH_MAX_SIZE", self.batch_max_size, 1)
+        at_least("IM_BATCH_MAX_DELAY_MS", self.batch_max_delay_ms, 0)
+        at_least("IM_TOKEN_TTL_SECONDS", self.token_ttl_seconds, 1)
         if not 0 <= self.port <= 65535:
             raise ConfigError(f"IM_PORT: {self.port} is not a port number")
         if self.sqlite_synchronous.upper() not in {"FULL", "NORMAL", "EXTRA"}:

@@ -4,6 +4,7 @@
     im-bench latency --rate 5000 --duration 10
     im-bench idle --connections 10000
     im-bench group --members 500 --messages 100 --rate 20
+    im-bench ceilings --rabbitmq-url amqp://.../VHOST --mysql-url mysql://.../DB   (see im-bench ceilings -h)
 """
 
 from __future__ import annotations
@@ -235,6 +236,9 @@ class Bench:
         local = all(is_loopback(url) for url in self.urls)
         ours = merged.cpu_seconds + server_cpu if local and server_cpu is not None else None
         report["host"] = host_section(cpu_start, cpu_end, measure_seconds, ours)
+        if report["host"] is not None:  # unix times, to match other samplers against the measured phase
+            report["host"]["measured_from"] = round(began_measure, 3)
+            report["host"]["measured_to"] = round(began_measure + measure_seconds, 3)
         if params["ceiling"]:
             report["ceiling"] = await self._ceiling(plan, params["processes"], report["measured"])
         return report
@@ -277,6 +281,12 @@ class Bench:
 
 
 def main(argv: list[str] | None = None) -> None:
+    argv = sys.argv[1:] if argv is None else argv
+    if argv[:1] == ["ceilings"]:
+        from im.bench.ceilings import main as ceilings_main
+
+        ceilings_main(argv[1:])
+        return
     args = build_parser().parse_args(argv)
     bench = Bench(args)
     from im.bench.loop import run

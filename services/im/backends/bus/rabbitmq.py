@@ -49,6 +49,7 @@ from aio_pika.abc import (
     DeliveryMode,
     ExchangeType,
 )
+from yarl import URL
 
 from im.backends.base import DownlinkHandler, UplinkHandler
 from im.contracts.envelopes import (
@@ -164,11 +165,21 @@ class RabbitMqBus:
     async def start(self) -> None:
         if self._connection is not None:
             return
+        # A robust connection retries forever, even its first connect: build it here so a broker that
+        # never answers can be given up on and the half-made connection closed.
+        connection = aio_pika.RobustConnection(
+            URL(self._url), reconnect_interval=self._reconnect_interval,
+            client_properties={"connection_name": f"im {self._gateway_id or 'logic'}"},
+        )
         try:
-            self._connection = await asyncio.wait_for(aio_pika.connect_robust(
-                self._url, reconnect_interval=self._reconnect_interval,
-                client_properties={"connection_name": f"im {self._gateway_id or 'logic'}"}),
-                self._publish_timeout)
+            await connection.connect(timeout=self._publish_timeout)
+        except BaseException as e:
+            await connection.close()
+            if isinstance(e, _FAILURES):
+                raise Unavailable(f"RabbitMQ at {self.where} unavailable: {e}") from e
+            raise
+        self._connection = connection
+        try:
             publisher = await self._connection.channel(publisher_confirms=True, on_return_raises=True)
             self._uplink_exchange = await self._declare_uplinks(publisher)
             downlinks = await self._connection.channel(publisher_confirms=False)

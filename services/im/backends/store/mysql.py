@@ -253,14 +253,16 @@ class MySqlStore:
     async def open(self) -> None:
         if self._pool is not None:
             return
+        # aiomysql's connect_timeout covers the TCP connect only, not the handshake: a server that
+        # accepts and never answers would hang here without the outer deadline.
         try:
-            self._pool = await self._create_pool()
+            self._pool = await asyncio.wait_for(self._create_pool(), self._connect_timeout)
         except aiomysql.OperationalError as e:
             if _error_code(e) != _ER_BAD_DB or not self._create_database:
                 raise self._unavailable(e) from e
             await self._create_missing_database()
             try:
-                self._pool = await self._create_pool()
+                self._pool = await asyncio.wait_for(self._create_pool(), self._connect_timeout)
             except aiomysql.OperationalError as e2:
                 raise self._unavailable(e2) from e2
         except (TimeoutError, OSError) as e:
