@@ -36,6 +36,16 @@ async def test_bind_locate_unbind(sessions: RedisSessions) -> None:
     assert await sessions.locate([]) == {}
 
 
+async def test_a_burst_of_binds_larger_than_the_pool_waits_instead_of_failing(redis_prefix: str) -> None:
+    small = RedisSessions(REDIS_URL, key_prefix=redis_prefix, ttl_seconds=30, max_connections=4)
+    await small.start()
+    try:
+        await asyncio.gather(*(small.bind(user, "gw-a") for user in range(1, 201)))
+        assert set(await small.locate(range(1, 201))) == set(range(1, 201))
+    finally:
+        await small.close()
+
+
 async def test_locate_and_refresh_take_one_round_trip_for_many_users(
     sessions: RedisSessions, monkeypatch: pytest.MonkeyPatch,
 ) -> None:

@@ -131,9 +131,12 @@ class RedisSessions:
     async def start(self) -> None:
         if self._client is not None:
             return
-        client = aioredis.from_url(
+        # A blocking pool makes a burst of calls wait for a free connection instead of failing with
+        # "Too many connections" (a burst of logins once lost their session entries that way).
+        pool = aioredis.BlockingConnectionPool.from_url(
             self._url, socket_timeout=self._socket_timeout, socket_connect_timeout=self._socket_timeout,
-            max_connections=self._max_connections, health_check_interval=30)
+            max_connections=self._max_connections, timeout=self._socket_timeout, health_check_interval=30)
+        client = aioredis.Redis.from_pool(pool)
         self._client = client
         self._refresh = client.register_script(_REFRESH)
         self._locate = client.register_script(_LOCATE)
