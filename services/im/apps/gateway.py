@@ -36,6 +36,8 @@ class GatewayConfig(ConnectionSettings):
     gateway_id: str = field(default_factory=socket.gethostname, metadata=setting(
         "IM_GATEWAY_ID", "unique per gateway; names its downlink queue (default: host name)"))
     shards: int = field(default=8, metadata=setting("IM_SHARDS", "uplink queues; same value as logic"))
+    uplink_linger_ms: float = field(default=8.0, metadata=setting(
+        "IM_UPLINK_LINGER_MS", "how long a send waits for others to share its RabbitMQ message"))
     session_ttl_seconds: float = field(default=60.0, metadata=setting(
         "IM_SESSION_TTL_SECONDS", "how long a session entry outlives this gateway's last refresh"))
     redis_key_prefix: str = field(default="im:", metadata=setting("IM_REDIS_PREFIX", "prefix of every Redis key"))
@@ -46,6 +48,7 @@ class GatewayConfig(ConnectionSettings):
     def __post_init__(self) -> None:
         ConnectionSettings.__post_init__(self)
         at_least("IM_SHARDS", self.shards, 1)
+        at_least("IM_UPLINK_LINGER_MS", self.uplink_linger_ms, 0)
         at_least("IM_SESSION_TTL_SECONDS", self.session_ttl_seconds, 1)
         at_least("IM_LOGIC_TIMEOUT_SECONDS", self.logic_timeout_seconds, 0.1)
         check_url("IM_REDIS_URL", self.redis_url, ("redis", "rediss"))
@@ -80,6 +83,7 @@ async def run_gateway(config: GatewayConfig) -> None:
         limits=config.limits(),
         settings=config.gateway_settings(
             gateway_id=config.gateway_id, session_refresh_seconds=config.session_ttl_seconds / 3,
+            uplink_linger_seconds=config.uplink_linger_ms / 1000,
         ),
     )
     try:

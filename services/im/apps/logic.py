@@ -34,7 +34,9 @@ class LogicConfig:
     grpc_host: str = field(default="0.0.0.0", metadata=setting("IM_GRPC_HOST", "address for gRPC"))
     grpc_port: int = field(default=50051, metadata=setting("IM_GRPC_PORT", "gRPC port for the gateways"))
     metrics_port: int = field(default=9100, metadata=setting("IM_METRICS_PORT", "Prometheus /metrics (0 = off)"))
-    shards: int = field(default=8, metadata=setting("IM_SHARDS", "uplink queues; fixed for a cluster's life"))
+    shards: int = field(default=8, metadata=setting(
+        "IM_SHARDS", "uplink queues, the same on every process: at least the logic replicas that should share "
+        "the work; fewer means fuller AMQP messages and lower latency (docs/benchmarks.md)"))
     prefetch: int = field(default=32, metadata=setting("IM_PREFETCH", "unacked AMQP messages per shard"))
     batch_max_size: int = field(default=500, metadata=setting("IM_BATCH_MAX_SIZE", "messages per commit"))
     batch_max_delay_ms: float = field(default=5.0, metadata=setting(

@@ -72,6 +72,8 @@ class GatewaySettings:
     max_pending_uplinks: int = 20_000
     """Sends waiting for the bus; past it new sends get `unavailable`."""
     max_uplinks_per_publish: int = 1000
+    uplink_linger_seconds: float = 0.0
+    """How long the first send waits for others before a publish round: fewer, fuller bus messages."""
     session_refresh_seconds: float = 20.0
     drain_seconds: float = 5.0
     """Window over which draining spreads `reconnect` frames."""
@@ -322,6 +324,9 @@ class Gateway:
         retry = 0.05
         while True:
             await self._outbox_ready.wait()
+            linger = self.settings.uplink_linger_seconds
+            if linger > 0 and len(self._outbox) < self.settings.max_uplinks_per_publish:
+                await asyncio.sleep(linger)
             batch = self._outbox[: self.settings.max_uplinks_per_publish]
             try:
                 await self.bus.publish(batch)
