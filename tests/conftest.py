@@ -7,10 +7,10 @@ from pathlib import Path
 
 import pytest
 
-from tests.support.processes import BIN, ManagedProcess, free_port, http_ok
+from tests.support.processes import BIN, ClientFacingProcess, free_port, http_ok
 
 
-class ServerProcess(ManagedProcess):
+class ServerProcess(ClientFacingProcess):
     """A running `im serve` on 127.0.0.1 with its own data dir; `restart()` keeps port and data."""
 
     def __init__(self, port: int, data_dir: Path, extra_args: list[str]) -> None:
@@ -23,15 +23,6 @@ class ServerProcess(ManagedProcess):
             log_path=data_dir / "server.log",
             ready=http_ok(f"http://127.0.0.1:{port}/readyz"),
         )
-
-    @property
-    def url(self) -> str:
-        return f"http://127.0.0.1:{self.port}"
-
-    @property
-    def ws_url(self) -> str:
-        return f"ws://127.0.0.1:{self.port}/ws"
-
 
 ServerFactory = Callable[..., ServerProcess]
 

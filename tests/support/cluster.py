@@ -8,7 +8,7 @@ from contextlib import ExitStack, contextmanager
 from dataclasses import dataclass, field
 from pathlib import Path
 
-from tests.support.processes import BIN, ManagedProcess, free_port, http_ok, port_open
+from tests.support.processes import BIN, ClientFacingProcess, ManagedProcess, free_port, http_ok, port_open
 from tests.support.servers import (
     MYSQL_URL,
     RABBITMQ_URL,
@@ -37,17 +37,8 @@ def isolated_backends(
         yield Backends(mysql_url, redis_url, prefix, rabbitmq_url)
 
 
-class GatewayProcess(ManagedProcess):
-    port: int
+class GatewayProcess(ClientFacingProcess):
     gateway_id: str
-
-    @property
-    def url(self) -> str:
-        return f"http://127.0.0.1:{self.port}"
-
-    @property
-    def ws_url(self) -> str:
-        return f"ws://127.0.0.1:{self.port}/ws"
 
 
 @dataclass

@@ -100,3 +100,17 @@ class ManagedProcess:
 
     def log(self) -> str:
         return self.log_path.read_text(errors="replace")[-4000:] if self.log_path.exists() else ""
+
+
+class ClientFacingProcess(ManagedProcess):
+    """A process that serves the client protocol (`im serve`, `im-gateway`) on 127.0.0.1:`port`."""
+
+    port: int
+
+    @property
+    def url(self) -> str:
+        return f"http://127.0.0.1:{self.port}"
+
+    @property
+    def ws_url(self) -> str:
+        return f"ws://127.0.0.1:{self.port}/ws"
