@@ -58,14 +58,16 @@ class Logic:
             max_delay_seconds=settings.batch_max_delay_ms / 1000,
             on_write_error=lambda exc: metrics.ERRORS.labels("unavailable").inc(),
         )
+        self._downlinks: asyncio.Task[None] | None = None
 
     async def start(self) -> None:
         self._writer.start()
         await self._bus.consume(self._on_uplinks)
 
     async def close(self) -> None:
-        """Commit every message already taken from the bus, then stop."""
+        """Commit every message already taken from the bus, send what follows from it, then stop."""
         await self._writer.close()
+        await self._previous_downlinks()
 
     # -- LogicApi -----------------------------------------------------------------------------
 
@@ -142,8 +144,22 @@ class Logic:
         metrics.BATCH_WRITE_SECONDS.observe(time.perf_counter() - started)
         metrics.BATCH_SIZE.observe(len(accepted))
         metrics.MESSAGES_PERSISTED.inc(sum(not p.duplicate for p in persisted))
-        await self._send_downlinks([uplink for uplink, _ in accepted], persisted, rejections)
+        # The batch is durable: it may be acked upstream now. Its downlinks go out while the next
+        # batch is validated and committed, after the previous batch's, so they keep commit order.
+        await self._previous_downlinks()
+        self._downlinks = asyncio.create_task(
+            self._send_downlinks([uplink for uplink, _ in accepted], persisted, rejections)
+        )
         return [None] * len(uplinks)
+
+    async def _previous_downlinks(self) -> None:
+        previous, self._downlinks = self._downlinks, None
+        if previous is None:
+            return
+        try:
+            await previous
+        except Exception:
+            log.exception("sending the downlinks of a committed batch failed; recipients catch up with sync")
 
     async def _validate(
         self, uplinks: list[Uplink]
