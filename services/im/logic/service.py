@@ -37,6 +37,8 @@ class LogicSettings:
     batch_max_delay_ms: float = 5.0
     """How long the first message of a batch may wait for others."""
     max_sync_limit: int = 500
+    known_users_cache_size: int = 100_000
+    """Recipient ids remembered as existing, so most batches skip that query."""
 
 
 class Logic:
@@ -59,6 +61,7 @@ class Logic:
             on_write_error=lambda exc: metrics.ERRORS.labels("unavailable").inc(),
         )
         self._downlinks: asyncio.Task[None] | None = None
+        self._known_users: set[int] = set()
 
     async def start(self) -> None:
         self._writer.start()
@@ -164,7 +167,7 @@ class Logic:
     async def _validate(
         self, uplinks: list[Uplink]
     ) -> tuple[list[tuple[Uplink, NewMessage]], list[AddressedRejection]]:
-        users = await self._store.existing_users(u.to for u in uplinks if u.to is not None)
+        users = await self._existing_users({u.to for u in uplinks if u.to is not None})
         members = await self._store.members(u.group for u in uplinks if u.group is not None)
         now_ms = int(time.time() * 1000)
         accepted: list[tuple[Uplink, NewMessage]] = []
@@ -180,6 +183,17 @@ class Logic:
                 uplink.sender, uplink.cid, uplink.to, uplink.group, uplink.content, now_ms, recipients
             )))
         return accepted, rejections
+
+    async def _existing_users(self, wanted: set[int]) -> set[int]:
+        # Users are never deleted, so one that existed once still does: only ids not seen before
+        # cost a query. The set is bounded by starting over when it grows past its limit.
+        unknown = wanted - self._known_users
+        if unknown:
+            found = await self._store.existing_users(unknown)
+            if len(self._known_users) + len(found) > self._settings.known_users_cache_size:
+                self._known_users.clear()
+            self._known_users |= found
+        return wanted & self._known_users
 
     async def _send_downlinks(
         self, uplinks: list[Uplink], persisted: list[Persisted], rejections: list[AddressedRejection]
