@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 from im_operator.builders import pods, secret_env
-from im_operator.builders.common import Manifest, metadata, selector_labels
+from im_operator.builders.common import Manifest, selector_labels
 from im_operator.spec import GATEWAY_PORT, METRICS_PORT, ClusterSpec, Json, parse
 
 __all__ = ["build", "COMPONENT", "termination_grace_seconds"]
@@ -60,15 +60,10 @@ def build(body: Json, live_replicas: int | None = None) -> Manifest:
                     "lifecycle": {"preStop": {"sleep": {"seconds": gw.pre_stop_seconds}}},
                     "resources": gw.resources,
                     "securityContext": pods.container_security(),
-                    "volumeMounts": [{"name": "tmp", "mountPath": "/tmp"}],
+                    "volumeMounts": pods.TMP_MOUNTS,
                 }],
-                "volumes": [{"name": "tmp", "emptyDir": {}}],
+                "volumes": pods.TMP_VOLUMES,
             },
         },
     }
-    return {
-        "apiVersion": "apps/v1",
-        "kind": "Deployment",
-        "metadata": metadata(spec, COMPONENT, COMPONENT),
-        "spec": deployment_spec,
-    }
+    return pods.deployment(spec, COMPONENT, deployment_spec)

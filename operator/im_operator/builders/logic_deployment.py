@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 from im_operator.builders import pods, secret_env
-from im_operator.builders.common import Manifest, metadata, selector_labels
+from im_operator.builders.common import Manifest, selector_labels
 from im_operator.spec import GRPC_PORT, METRICS_PORT, Json, parse
 
 __all__ = ["build", "COMPONENT", "TERMINATION_GRACE_SECONDS"]
@@ -49,15 +49,10 @@ def build(body: Json, live_replicas: int | None = None) -> Manifest:
                     },
                     "resources": lg.resources,
                     "securityContext": pods.container_security(),
-                    "volumeMounts": [{"name": "tmp", "mountPath": "/tmp"}],
+                    "volumeMounts": pods.TMP_MOUNTS,
                 }],
-                "volumes": [{"name": "tmp", "emptyDir": {}}],
+                "volumes": pods.TMP_VOLUMES,
             },
         },
     }
-    return {
-        "apiVersion": "apps/v1",
-        "kind": "Deployment",
-        "metadata": metadata(spec, COMPONENT, COMPONENT),
-        "spec": deployment_spec,
-    }
+    return pods.deployment(spec, COMPONENT, deployment_spec)

@@ -5,10 +5,17 @@ from __future__ import annotations
 from typing import Any
 
 from im_operator.builders import configmap, secret_env
-from im_operator.builders.common import CONFIG_HASH_ANNOTATION, child_name, digest, labels
+from im_operator.builders.common import CONFIG_HASH_ANNOTATION, Manifest, child_name, digest, labels, metadata
 from im_operator.spec import ClusterSpec
 
-__all__ = ["config_hash", "pod_security", "container_security", "template_metadata", "strategy", "replicas"]
+__all__ = [
+    "TMP_MOUNTS", "TMP_VOLUMES", "config_hash", "container_security", "deployment", "pod_security", "replicas",
+    "strategy", "template_metadata",
+]
+
+# The root filesystem is read-only: /tmp is the one writable place.
+TMP_MOUNTS = [{"name": "tmp", "mountPath": "/tmp"}]
+TMP_VOLUMES = [{"name": "tmp", "emptyDir": {}}]
 
 
 def config_hash(spec: ClusterSpec) -> str:
@@ -58,3 +65,12 @@ def replicas(fixed: int, autoscaled: bool, min_replicas: int, live: int | None) 
     if not autoscaled:
         return fixed
     return live if live is not None else min_replicas
+
+
+def deployment(spec: ClusterSpec, component: str, body: dict[str, object]) -> Manifest:
+    return {
+        "apiVersion": "apps/v1",
+        "kind": "Deployment",
+        "metadata": metadata(spec, component, component),
+        "spec": body,
+    }
