@@ -14,6 +14,7 @@ import typing
 from collections.abc import Mapping
 from pathlib import Path
 from typing import Any, TypeVar
+from urllib.parse import urlsplit
 
 __all__ = ["ConfigError", "add_flags", "at_least", "check_url", "load", "setting"]
 
@@ -26,10 +27,6 @@ class ConfigError(Exception):
 
 def setting(env: str, help: str) -> dict[str, str]:
     return {"env": env, "help": help}
-
-
-def _field_types(cls: type[Any]) -> dict[str, Any]:
-    return typing.get_type_hints(cls)
 
 
 def _convert(raw: str, kind: Any, name: str) -> Any:
@@ -70,7 +67,7 @@ def add_flags(parser: argparse.ArgumentParser, cls: type[Any]) -> None:
 
 
 def load(cls: type[C], environ: Mapping[str, str], flags: Mapping[str, str | None] | None = None) -> C:
-    kinds = _field_types(cls)
+    kinds = typing.get_type_hints(cls)
     values: dict[str, Any] = {}
     for field in dataclasses.fields(cls):  # type: ignore[arg-type]
         env = field.metadata.get("env")
@@ -87,17 +84,14 @@ def load(cls: type[C], environ: Mapping[str, str], flags: Mapping[str, str | Non
 
 def check_url(setting_name: str, value: str, schemes: tuple[str, ...]) -> None:
     """Refuse a URL that cannot be one of `schemes` with a host, naming the setting."""
-    from urllib.parse import urlsplit
-
     try:
         parts = urlsplit(value)
-        port = parts.port
+        parts.port  # noqa: B018 - reading the port is what checks it
     except ValueError as exc:
         raise ConfigError(f"{setting_name}: malformed URL ({exc})") from None
     if parts.scheme not in schemes or not parts.hostname:
         raise ConfigError(f"{setting_name}: expected {' or '.join(s + '://host...' for s in schemes)}, "
                           f"got {_redact(value)!r}")
-    del port
 
 
 def _redact(url: str) -> str:
