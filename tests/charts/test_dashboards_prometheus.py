@@ -11,7 +11,6 @@ import json
 import math
 import os
 import shutil
-import socket
 import subprocess
 import sys
 import time
@@ -28,6 +27,7 @@ import yaml
 
 from tests.charts.chart_helpers import CHART_DIR
 from tests.charts.dashboards import Query, queries
+from tests.support.processes import free_port
 
 pytestmark = pytest.mark.integration
 
@@ -36,12 +36,6 @@ IM = str(Path(sys.executable).with_name("im"))
 SCRAPE_INTERVAL_S = 1
 # Labels a Kubernetes scrape (ServiceMonitor / PodMonitor) would add; the adapter rules need them.
 TARGET_LABELS = {"namespace": "chat", "pod": "chat-gateway-0"}
-
-
-def free_port() -> int:
-    with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
-        return int(sock.getsockname()[1])
 
 
 def wait_http(url: str, process: subprocess.Popen[bytes], log: Path, timeout: float = 30) -> None:

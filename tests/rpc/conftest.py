@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import asyncio
-import socket
 from collections import Counter
 from collections.abc import AsyncIterator, Awaitable, Callable
 from dataclasses import dataclass, field
@@ -16,14 +15,9 @@ from im.contracts.records import Group, InboxPage, Message, Session, User
 from im.protocol.errors import Conflict, Forbidden, NotFound, Unauthorized
 from im.rpc.client import GrpcLogicClient
 from im.rpc.server import serve_logic
+from tests.support.processes import free_port
 
 TOKEN_EXPIRES_AT = 2_000_000_000
-
-
-def free_port() -> int:
-    with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
-        return int(sock.getsockname()[1])
 
 
 @dataclass
