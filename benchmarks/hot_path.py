@@ -4,16 +4,25 @@
    part once, splice each recipient's `seq`).
 2. Timing wheel: add / refresh / cancel / advance cost per operation at 100k timers.
 3. Frame parsing: `parse_client_frame` per send frame.
+4. Records built once per message (`Message`, `Send`, `Applied`, `SendFrame`): plain slotted
+   dataclasses against frozen ones with the same fields.
+5. A Prometheus counter's `inc` (what counting every accepted send one by one cost).
 """
 
 from __future__ import annotations
 
+import dataclasses
+import functools
 import time
 import timeit
+from typing import Any
 
+from prometheus_client import CollectorRegistry, Counter
+
+from im.backends.base import Applied, Send
 from im.contracts.records import Message
 from im.kits.timing_wheel import TimingWheel
-from im.protocol.frames import MessageEncoder, encode_message, parse_client_frame
+from im.protocol.frames import MessageEncoder, SendFrame, encode_message, parse_client_frame
 from im.protocol.limits import Limits
 
 
@@ -69,7 +78,33 @@ def parsing(rounds: int = 200_000) -> None:
     print(f"parse_client_frame(send): {per_op(seconds, rounds)}")
 
 
+def frozen_twin(cls: type) -> Any:
+    """A frozen slotted dataclass with the fields of `cls`."""
+    fields = [(f.name, f.type, f) for f in dataclasses.fields(cls)]
+    return dataclasses.make_dataclass(f"Frozen{cls.__name__}", fields, frozen=True, slots=True)
+
+
+def records(rounds: int = 300_000) -> None:
+    message = Message(1, 2, 3, None, "x", "c", 5)
+    cases: list[tuple[type, tuple[Any, ...]]] = [
+        (Message, (1, 2, 3, None, "x", "c", 5)), (Send, (1, "c", "x", 5, 3)),
+        (Applied, (message, {1: 2, 3: 4})), (SendFrame, ("c", 3, None, "x"))]
+    for cls, args in cases:
+        frozen = frozen_twin(cls)
+        plain_s = timeit.timeit(functools.partial(cls, *args), number=rounds)
+        frozen_s = timeit.timeit(functools.partial(frozen, *args), number=rounds)
+        print(f"build {cls.__name__:9}: plain {per_op(plain_s, rounds)}, frozen {per_op(frozen_s, rounds)}")
+
+
+def counter(rounds: int = 300_000) -> None:
+    received = Counter("bench_received_total", "one inc per send", registry=CollectorRegistry())
+    seconds = timeit.timeit(received.inc, number=rounds)
+    print(f"prometheus Counter.inc(): {per_op(seconds, rounds)}")
+
+
 if __name__ == "__main__":
     fan_out()
     wheel()
     parsing()
+    records()
+    counter()

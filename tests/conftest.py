@@ -2,47 +2,28 @@
 
 from __future__ import annotations
 
+import itertools
 from collections.abc import Callable, Iterator
+from contextlib import ExitStack
 from pathlib import Path
 
 import pytest
 
-from tests.support.processes import BIN, ClientFacingProcess, free_port, http_ok
-
-
-class ServerProcess(ClientFacingProcess):
-    """A running `im serve` on 127.0.0.1 with its own data dir; `restart()` keeps port and data."""
-
-    def __init__(self, port: int, data_dir: Path, extra_args: list[str]) -> None:
-        self.port = port
-        self.data_dir = data_dir
-        super().__init__(
-            name="im serve",
-            argv=[str(BIN / "im"), "serve", "--host", "127.0.0.1", "--port", str(port),
-                  "--data-dir", str(data_dir), *extra_args],
-            log_path=data_dir / "server.log",
-            ready=http_ok(f"http://127.0.0.1:{port}/readyz"),
-        )
+from tests.support.processes import ServerProcess, im_serve
 
 ServerFactory = Callable[..., ServerProcess]
 
 
 @pytest.fixture
 def server_factory(tmp_path: Path) -> Iterator[ServerFactory]:
-    started: list[ServerProcess] = []
+    numbers = itertools.count()
+    with ExitStack() as started:
+        def make(*extra_args: str) -> ServerProcess:
+            data_dir = tmp_path / f"data{next(numbers)}"
+            data_dir.mkdir()
+            return started.enter_context(im_serve(data_dir, *extra_args))
 
-    def make(*extra_args: str) -> ServerProcess:
-        data_dir = tmp_path / f"data{len(started)}"
-        data_dir.mkdir()
-        server = ServerProcess(free_port(), data_dir, list(extra_args))
-        server.start()
-        started.append(server)
-        return server
-
-    yield make
-    for server in started:
-        if server.process is not None:
-            server.kill()
+        yield make
 
 
 @pytest.fixture

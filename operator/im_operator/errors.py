@@ -8,13 +8,15 @@
         ├── SecretKeyMissing
         ├── RabbitmqClusterNotFound
         ├── RabbitmqClusterNotAllowed a cluster in another namespace that does not admit ours
-        └── ApiNotInstalled      a CRD the spec relies on (e.g. KEDA) is absent
+        ├── ApiNotInstalled      a CRD the spec relies on (e.g. KEDA) is absent
+        └── ChildRejected        the API server refused a child as invalid (e.g. a bad affinity in
+                                 spec.gateway.pod): its message names the field
 """
 
 from __future__ import annotations
 
 __all__ = ["OperatorError", "KubeError", "SpecProblem", "SecretNotFound", "SecretKeyMissing",
-           "RabbitmqClusterNotFound", "RabbitmqClusterNotAllowed", "ApiNotInstalled"]
+           "RabbitmqClusterNotFound", "RabbitmqClusterNotAllowed", "ApiNotInstalled", "ChildRejected"]
 
 
 class OperatorError(Exception):
@@ -50,3 +52,7 @@ class RabbitmqClusterNotAllowed(SpecProblem):
 
 class ApiNotInstalled(SpecProblem):
     reason = "ApiNotInstalled"
+
+
+class ChildRejected(SpecProblem):
+    reason = "ChildRejected"

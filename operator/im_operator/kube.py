@@ -30,6 +30,8 @@ PLURALS: dict[str, str] = {
     "ServiceMonitor": "servicemonitors",
     "ScaledObject": "scaledobjects",
     "RabbitmqCluster": "rabbitmqclusters",
+    "Ingress": "ingresses",
+    "HTTPRoute": "httproutes",
     "IMCluster": "imclusters",
 }
 

@@ -14,7 +14,9 @@ from typing import Any
 __all__ = [
     "API_GROUP", "API_VERSION", "KIND", "PLURAL", "PAUSED_ANNOTATION", "DEFAULT_VERSION",
     "GATEWAY_PORT", "GRPC_PORT", "METRICS_PORT", "JWT_SECRET_KEY", "RABBITMQ_URL_KEY",
-    "SecretRef", "ClusterRef", "GatewaySpec", "LogicSpec", "ClusterSpec", "parse",
+    "TLS_CERT_KEY", "TLS_KEY_KEY", "TLS_CA_KEY",
+    "SecretRef", "ClusterRef", "PodOverlay", "Ingress", "HttpRoute", "GatewaySpec", "LogicSpec", "ClusterSpec",
+    "parse",
 ]
 
 API_GROUP = "imcluster.io"
@@ -29,6 +31,10 @@ GRPC_PORT = 50051
 METRICS_PORT = 9100
 JWT_SECRET_KEY = "secret"
 RABBITMQ_URL_KEY = "url"
+# The keys of a `kubernetes.io/tls` Secret (cert-manager adds `ca.crt`).
+TLS_CERT_KEY = "tls.crt"
+TLS_KEY_KEY = "tls.key"
+TLS_CA_KEY = "ca.crt"
 
 Json = Mapping[str, Any]
 
@@ -52,6 +58,36 @@ class ClusterRef:
 
     name: str
     namespace: str
+
+
+@dataclass(frozen=True)
+class PodOverlay:
+    """Pod-template fields the user sets, passed through to the pods unchanged (Kubernetes shapes)."""
+
+    labels: dict[str, str] = field(default_factory=dict)
+    annotations: dict[str, str] = field(default_factory=dict)
+    spec: dict[str, Any] = field(default_factory=dict)
+    """imagePullSecrets, nodeSelector, tolerations, affinity, topologySpreadConstraints,
+    priorityClassName, serviceAccountName: only those the user set."""
+
+
+POD_SPEC_FIELDS = ("imagePullSecrets", "nodeSelector", "tolerations", "affinity", "topologySpreadConstraints",
+                   "priorityClassName", "serviceAccountName")
+
+
+@dataclass(frozen=True)
+class Ingress:
+    class_name: str
+    host: str
+    annotations: dict[str, str]
+    tls_secret: str
+    """Secret of the certificate the Ingress controller terminates TLS with; empty: plain HTTP."""
+
+
+@dataclass(frozen=True)
+class HttpRoute:
+    parent_refs: list[dict[str, Any]]
+    hostnames: list[str]
 
 
 @dataclass(frozen=True)
@@ -85,6 +121,11 @@ class GatewaySpec:
     """How long a draining gateway may take to hand its connections back after SIGTERM."""
     pre_stop_seconds: int
     """Sleep before SIGTERM so endpoints stop routing new connections to the pod."""
+    pod: PodOverlay = field(default_factory=PodOverlay)
+    tls_secret: str = ""
+    """A `kubernetes.io/tls` Secret: the gateway serves HTTPS and wss:// with it. Empty: plain HTTP."""
+    ingress: Ingress | None = None
+    http_route: HttpRoute | None = None
 
 
 @dataclass(frozen=True)
@@ -96,6 +137,7 @@ class LogicSpec:
     batch_max_size: int
     batch_max_delay_ms: int
     resources: dict[str, Any]
+    pod: PodOverlay = field(default_factory=PodOverlay)
 
 
 @dataclass(frozen=True)
@@ -112,6 +154,8 @@ class ClusterSpec:
     jwt_secret: SecretRef | None
     """None: the operator generates `<name>-jwt` and keeps it."""
     service_monitor: bool
+    grpc_tls_secret: str = ""
+    """A TLS Secret with `ca.crt`: gateway and logic speak mutual TLS over gRPC with it. Empty: plaintext."""
     monitoring_labels: dict[str, str] = field(default_factory=dict)
     paused: bool = False
     paused_by: str = ""
@@ -144,6 +188,36 @@ def _autoscaling(obj: Json, *, min_r: int, max_r: int, target_key: str, target: 
         max_replicas=int(obj.get("maxReplicas", max_r)),
         target=int(obj.get(target_key, target)),
     )
+
+
+def _str_map(obj: Json, key: str) -> dict[str, str]:
+    return {str(k): str(v) for k, v in _sub(obj, key).items()}
+
+
+def _pod(role: Json) -> PodOverlay:
+    pod = _sub(role, "pod")
+    return PodOverlay(
+        labels=_str_map(pod, "labels"),
+        annotations=_str_map(pod, "annotations"),
+        spec={name: pod[name] for name in POD_SPEC_FIELDS if pod.get(name) not in (None, "", [], {})},
+    )
+
+
+def _ingress(gw: Json) -> Ingress | None:
+    ingress = _sub(gw, "ingress")
+    if not ingress.get("enabled"):
+        return None
+    return Ingress(class_name=str(ingress.get("className") or ""), host=str(ingress.get("host") or ""),
+                   annotations=_str_map(ingress, "annotations"),
+                   tls_secret=str(_sub(ingress, "tlsSecretRef").get("name") or ""))
+
+
+def _http_route(gw: Json) -> HttpRoute | None:
+    route = _sub(gw, "httpRoute")
+    if not route.get("enabled"):
+        return None
+    return HttpRoute(parent_refs=[dict(ref) for ref in route.get("parentRefs") or []],
+                     hostnames=[str(h) for h in route.get("hostnames") or []])
 
 
 def parse(body: Json) -> ClusterSpec:
@@ -179,12 +253,16 @@ def parse(body: Json) -> ClusterSpec:
             ),
             service_type=str(gw_service.get("type", "ClusterIP")),
             service_port=int(gw_service.get("port", GATEWAY_PORT)),
-            service_annotations={str(k): str(v) for k, v in _sub(gw_service, "annotations").items()},
+            service_annotations=_str_map(gw_service, "annotations"),
             resources=dict(gw.get("resources") or DEFAULT_GATEWAY_RESOURCES),
             heartbeat_interval_s=int(heartbeat.get("intervalSeconds", 30)),
             heartbeat_timeout_s=int(heartbeat.get("timeoutSeconds", 90)),
             drain_seconds=int(gw.get("drainSeconds", 30)),
             pre_stop_seconds=int(gw.get("preStopSeconds", 5)),
+            pod=_pod(gw),
+            tls_secret=str(_sub(_sub(gw, "tls"), "secretRef").get("name") or ""),
+            ingress=_ingress(gw),
+            http_route=_http_route(gw),
         ),
         logic=LogicSpec(
             image=_image(spec, "logic"),
@@ -195,6 +273,7 @@ def parse(body: Json) -> ClusterSpec:
             batch_max_size=int(batch.get("maxSize", 500)),
             batch_max_delay_ms=int(batch.get("maxDelayMs", 10)),
             resources=dict(lg.get("resources") or DEFAULT_LOGIC_RESOURCES),
+            pod=_pod(lg),
         ),
         rabbitmq_secret=_secret_ref(_sub(rabbitmq, "secretRef"), RABBITMQ_URL_KEY),
         rabbitmq_cluster=ClusterRef(
@@ -204,7 +283,8 @@ def parse(body: Json) -> ClusterSpec:
         mysql=_secret_ref(_sub(_sub(spec, "mysql"), "secretRef"), "url") or SecretRef("", "url"),
         jwt_secret=_secret_ref(_sub(_sub(spec, "auth"), "jwtSecretRef"), JWT_SECRET_KEY),
         service_monitor=bool(monitoring.get("serviceMonitor", True)),
-        monitoring_labels={str(k): str(v) for k, v in _sub(monitoring, "labels").items()},
+        grpc_tls_secret=str(_sub(_sub(_sub(spec, "grpc"), "tls"), "secretRef").get("name") or ""),
+        monitoring_labels=_str_map(monitoring, "labels"),
         paused=spec_paused or annotation_paused,
         paused_by="spec.paused" if spec_paused else (
             f"annotation {PAUSED_ANNOTATION}" if annotation_paused else ""),

@@ -2,7 +2,8 @@
 
 Each setting is a dataclass field whose metadata names its environment variable and documents it;
 `load()` builds the object once at the entry point, and a malformed value stops the process with
-one line naming the setting.
+one line naming the setting. A setting declared `secret` can also be read from a file named by
+`<VARIABLE>_FILE` (a mounted Kubernetes Secret), so credentials need not sit in the environment.
 """
 
 from __future__ import annotations
@@ -16,7 +17,10 @@ from pathlib import Path
 from typing import Any, TypeVar
 from urllib.parse import urlsplit
 
-__all__ = ["ConfigError", "add_flags", "at_least", "check_url", "load", "setting"]
+__all__ = [
+    "ConfigError", "FILE_SUFFIX", "add_flags", "at_least", "both_or_neither", "check_url", "file_variable", "load",
+    "setting",
+]
 
 C = TypeVar("C")
 
@@ -25,8 +29,28 @@ class ConfigError(Exception):
     """A setting is missing or malformed; the message names it."""
 
 
-def setting(env: str, help: str) -> dict[str, str]:
-    return {"env": env, "help": help}
+FILE_SUFFIX = "_FILE"
+
+
+def setting(env: str, help: str, *, secret: bool = False) -> dict[str, Any]:
+    """Field metadata: the variable, a one-line doc, and whether `<env>_FILE` may hold the value instead."""
+    return {"env": env, "help": help, "secret": secret}
+
+
+def file_variable(metadata: Mapping[str, Any]) -> str | None:
+    """`IM_X_FILE` for a secret setting `IM_X`, None for the others."""
+    env = metadata.get("env")
+    return f"{env}{FILE_SUFFIX}" if env and metadata.get("secret") else None
+
+
+def _read_secret_file(variable: str, path: str) -> str:
+    try:
+        text = Path(path).read_text()
+    except (OSError, UnicodeDecodeError) as exc:
+        reason = exc.strerror if isinstance(exc, OSError) and exc.strerror else type(exc).__name__
+        raise ConfigError(f"{variable}: cannot read {path!r}: {reason}") from None
+    # Editors and `echo` end files with a newline that is never part of a credential.
+    return text.rstrip("\r\n")
 
 
 def _convert(raw: str, kind: Any, name: str) -> Any:
@@ -73,12 +97,18 @@ def load(cls: type[C], environ: Mapping[str, str], flags: Mapping[str, str | Non
         env = field.metadata.get("env")
         raw = (flags or {}).get(field.name)
         source = f"--{field.name.replace('_', '-')}"
+        file_env = file_variable(field.metadata)
+        if raw is None and file_env is not None and file_env in environ:
+            if env in environ:
+                raise ConfigError(f"{env} and {file_env} are both set: give the value one way")
+            raw, source = _read_secret_file(file_env, environ[file_env]), file_env
         if raw is None and env is not None and env in environ:
             raw, source = environ[env], env
         if raw is not None:
             values[field.name] = _convert(raw, kinds[field.name], source)
         elif field.default is dataclasses.MISSING and field.default_factory is dataclasses.MISSING:
-            raise ConfigError(f"{env or source} is required: {field.metadata.get('help', field.name)}")
+            either = f"{env} (or {file_env})" if file_env else env or source
+            raise ConfigError(f"{either} is required: {field.metadata.get('help', field.name)}")
     return cls(**values)
 
 
@@ -107,3 +137,8 @@ def _redact(url: str) -> str:
 def at_least(setting_name: str, value: float, minimum: float) -> None:
     if value < minimum:
         raise ConfigError(f"{setting_name}: must be at least {minimum}, got {value}")
+
+
+def both_or_neither(setting_name: str, value: object, other_name: str, other: object) -> None:
+    if (value is None) != (other is None):
+        raise ConfigError(f"{setting_name} and {other_name} must be set together")

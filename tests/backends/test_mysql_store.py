@@ -3,21 +3,22 @@
 from __future__ import annotations
 
 import asyncio
-import time
 
 import aiomysql
 import pytest
 
-from im.backends.base import NewMessage
+from benchmarks.store_persist import private_batches
+from im.backends.base import Send
 from im.backends.store.mysql import MIGRATIONS, MySqlStore, parse_mysql_url
 from im.protocol.errors import NotFound, Unavailable
+from tests.support.stores import commit_sends
 
 from .conftest import MYSQL_URL, mysql_database
 from .proxy import Proxy
 
 
-def private(sender: int, to: int, cid: str, content: str = "hello") -> NewMessage:
-    return NewMessage(sender=sender, cid=cid, to=to, group=None, content=content, ts=1, recipients=(sender, to))
+def private(sender: int, to: int, cid: str, content: str = "hello") -> Send:
+    return Send(sender, cid, content, 1, to=to)
 
 
 def test_a_url_is_parsed_with_its_escapes_and_default_port() -> None:
@@ -102,7 +103,7 @@ async def test_ids_are_read_back_when_they_may_not_be_consecutive(mysql_url: str
     try:
         store._consecutive_ids = False  # as with innodb_autoinc_lock_mode = 2
         a, b = [(await store.create_user(f"{n}@x", "h", n)).id for n in "ab"]
-        results = await store.persist([private(a, b, str(i)) for i in range(20)])
+        results = await commit_sends(store, [private(a, b, str(i)) for i in range(20)])
         page = await store.inbox(b, 0, 100)
         assert [m for _, m in page.entries] == [r.message for r in results]
     finally:
@@ -119,7 +120,7 @@ async def test_long_batches_are_split_into_statements_that_keep_their_ids(
     await store.open()
     try:
         a, b = [(await store.create_user(f"{n}@x", "h", n)).id for n in "ab"]
-        results = await store.persist([private(a, b, str(i), "x" * 100) for i in range(50)])
+        results = await commit_sends(store, [private(a, b, str(i), "x" * 100) for i in range(50)])
         page = await store.inbox(b, 0, 100)
         assert [m for _, m in page.entries] == [r.message for r in results]
     finally:
@@ -133,7 +134,7 @@ async def test_a_user_without_a_counter_row_gets_one(mysql_url: str) -> None:
         a, b = [(await store.create_user(f"{n}@x", "h", n)).id for n in "ab"]
         async with store._connection() as conn, conn.cursor() as cur:
             await cur.execute("DELETE FROM inbox_counters")
-        results = await asyncio.gather(*(store.persist([private(a, b, f"{i}")]) for i in range(10)))
+        results = await asyncio.gather(*(commit_sends(store, [private(a, b, f"{i}")]) for i in range(10)))
         assert sorted(r[0].seqs[b] for r in results) == list(range(1, 11))
     finally:
         await store.close()
@@ -150,24 +151,32 @@ async def test_adding_a_member_to_a_missing_group_is_not_found(mysql_url: str) -
         await store.close()
 
 
-async def test_persist_throughput_of_500_message_batches(mysql_url: str) -> None:
-    """Not a benchmark gate: prints rows/s so regressions show in the log (`-s`)."""
+async def test_500_message_batches_in_a_row_and_at_once_store_every_row_once(mysql_url: str) -> None:
+    """The batches `benchmarks/store_persist.py` times: what they store, checked row by row."""
     store = MySqlStore(mysql_url, pool_size=4)
     await store.open()
     try:
         people = [(await store.create_user(f"{i}@x", "h", str(i))).id for i in range(200)]
-        batches = [[private(people[(b * 7 + i) % 200], people[(b * 13 + i * 3 + 1) % 200], f"{b}.{i}")
-                    for i in range(500)] for b in range(20)]
-        start = time.perf_counter()
-        for batch in batches[:10]:
-            await store.persist(batch)
-        sequential = time.perf_counter() - start
-        start = time.perf_counter()
-        await asyncio.gather(*(store.persist(batch) for batch in batches[10:]))
-        concurrent = time.perf_counter() - start
-        messages = 10 * 500
-        print(f"\npersist, 500-message private batches: {messages / sequential:,.0f} messages/s sequential "
-              f"({messages * 3 / sequential:,.0f} rows/s), {messages / concurrent:,.0f} messages/s 10 at once")
+        batches = private_batches(people, "t")
+        results = [await commit_sends(store, batch) for batch in batches[:10]]
+        results += await asyncio.gather(*(commit_sends(store, batch) for batch in batches[10:]))
+        sent = [m for batch in batches for m in batch]
+        assert not any(r.duplicate for batch in results for r in batch)
+        async with store._connection() as conn, conn.cursor() as cur:
+            await cur.execute("SELECT id, sender_id, to_user_id, cid FROM messages")
+            messages = {int(i): (int(s), int(t), c.decode()) for i, s, t, c in await cur.fetchall()}
+            await cur.execute("SELECT user_id, seq, message_id FROM inbox ORDER BY user_id, seq")
+            inbox = [(int(u), int(s), int(m)) for u, s, m in await cur.fetchall()]
+        assert sorted(messages.values()) == sorted((m.sender, m.to, m.cid) for m in sent), "each message once"
+        assert {r.message.id for batch in results for r in batch} == set(messages)
+        assert len(inbox) == 2 * len(sent), "one inbox row per recipient, sender included"
+        by_message: dict[int, set[int]] = {}
+        for user, _, message_id in inbox:
+            by_message.setdefault(message_id, set()).add(user)
+        assert all(by_message[i] == {s, t} for i, (s, t, _) in messages.items())
+        for user in people:
+            seqs = [seq for u, seq, _ in inbox if u == user]
+            assert seqs == list(range(1, len(seqs) + 1)), f"user {user}'s seqs are not gapless"
     finally:
         await store.close()
 
@@ -184,11 +193,11 @@ async def test_a_lock_wait_timeout_runs_the_batch_again(mysql_url: str) -> None:
             await other.execute(f"USE `{mysql_url.rsplit('/', 1)[1]}`")
             await other.execute("BEGIN")
             await other.execute("SELECT * FROM inbox_counters WHERE user_id = %s FOR UPDATE", (b,))
-            persisting = asyncio.ensure_future(store.persist([private(a, b, "x")]))
+            committing = asyncio.ensure_future(commit_sends(store, [private(a, b, "x")]))
             await asyncio.sleep(1.6)  # past one lock wait timeout
-            assert not persisting.done()
+            assert not committing.done()
             await other.execute("COMMIT")
-            [result] = await asyncio.wait_for(persisting, 5)
+            [result] = await asyncio.wait_for(committing, 5)
         assert result.seqs == {a: 1, b: 1}
     finally:
         await store.close()
@@ -199,7 +208,7 @@ async def test_the_store_carries_on_after_its_connections_are_killed(mysql_url: 
     await store.open()
     try:
         a, b = [(await store.create_user(f"{n}@x", "h", n)).id for n in "ab"]
-        await asyncio.gather(*(store.persist([private(a, b, str(i))]) for i in range(4)))  # fill the pool
+        await asyncio.gather(*(commit_sends(store, [private(a, b, str(i))]) for i in range(4)))  # fill the pool
         database = mysql_url.rsplit("/", 1)[1]
         async with store_connection() as admin:
             await admin.execute("SELECT id FROM information_schema.PROCESSLIST WHERE db = %s", (database,))
@@ -207,7 +216,7 @@ async def test_the_store_carries_on_after_its_connections_are_killed(mysql_url: 
             assert ids
             for connection_id in ids:
                 await admin.execute(f"KILL {int(connection_id)}")
-        [result] = await store.persist([private(a, b, "after")])
+        [result] = await commit_sends(store, [private(a, b, "after")])
         assert result.seqs == {a: 5, b: 5} and not result.duplicate
         assert len((await store.inbox(b, 0, 10)).entries) == 5
         await store.ping()
@@ -223,14 +232,14 @@ async def test_a_server_that_goes_away_is_unavailable_until_it_comes_back(mysql_
     try:
         await store.open()
         a, b = [(await store.create_user(f"{n}@x", "h", n)).id for n in "ab"]
-        await store.persist([private(a, b, "before")])
+        await commit_sends(store, [private(a, b, "before")])
         await proxy.cut()
         with pytest.raises(Unavailable):
-            await store.persist([private(a, b, "during")])
+            await commit_sends(store, [private(a, b, "during")])
         with pytest.raises(Unavailable):
             await store.ping()
         proxy.restore()
-        [result] = await store.persist([private(a, b, "during")])
+        [result] = await commit_sends(store, [private(a, b, "during")])
         assert result.seqs == {a: 2, b: 2} and not result.duplicate
     finally:
         await store.close()

@@ -327,3 +327,136 @@ async def test_a_broker_that_goes_away_is_unavailable_until_it_comes_back(amqp_u
         await logic.ping()
     finally:
         await proxy.close()
+
+
+async def _dead_letters(amqp_url: str) -> list[aio_pika.abc.AbstractIncomingMessage]:
+    connection = await aio_pika.connect(amqp_url)
+    found = []
+    async with connection:
+        channel = await connection.channel()
+        queue = await channel.declare_queue("im.dead-letter", durable=True)
+        while (message := await queue.get(no_ack=True, fail=False)) is not None:
+            found.append(message)
+    return found
+
+
+async def _publish_raw(amqp_url: str, body: bytes, shard: int) -> None:
+    connection = await aio_pika.connect(amqp_url)
+    async with connection:
+        channel = await connection.channel(publisher_confirms=True)
+        exchange = await channel.get_exchange("im.messages")
+        await exchange.publish(aio_pika.Message(body, delivery_mode=aio_pika.DeliveryMode.PERSISTENT),
+                               routing_key=str(shard))
+
+
+async def test_an_undecodable_uplink_is_dead_lettered_never_acked_away(amqp_url: str, bus: BusFactory) -> None:
+    gateway = await bus()
+    logic = await bus()
+    await _dead_letters(amqp_url)  # empty it
+    handled: list[str] = []
+
+    async def handler(uplinks: list[Uplink]) -> None:
+        handled.extend(u.cid for u in uplinks)
+
+    await logic.consume(handler)
+    conversation_shard = shard_of(uplink(1, 2, "x").conversation, SHARDS)
+    await gateway.publish([uplink(1, 2, "before")])
+    await _publish_raw(amqp_url, b'{"v": 99, "uplinks": []}', conversation_shard)  # a newer release's
+    await gateway.publish([uplink(1, 2, "after")])
+    await eventually(lambda: handled == ["before", "after"])
+    dead = await _dead_letters(amqp_url)
+    assert [m.body for m in dead] == [b'{"v": 99, "uplinks": []}']
+    assert dead[0].headers["x-im-source-queue"] == f"im.uplink.{conversation_shard}"
+    assert "version" in str(dead[0].headers["x-im-reason"])
+
+
+async def test_an_undecodable_downlink_is_dead_lettered(amqp_url: str, bus: BusFactory) -> None:
+    gateway = await bus()
+    await _dead_letters(amqp_url)
+    got: list[Downlink] = []
+
+    async def on_downlink(d: Downlink) -> None:
+        got.append(d)
+
+    await gateway.subscribe("gw", on_downlink)
+    connection = await aio_pika.connect(amqp_url)
+    async with connection:
+        channel = await connection.channel()
+        exchange = await channel.get_exchange("im.downlink")
+        await exchange.publish(aio_pika.Message(b"\x00garbage"), routing_key="gw")
+    logic = await bus()
+    await logic.deliver(Downlink("gw", acks=[Ack(1, "ok", 1, 1, 1)]))
+    await eventually(lambda: len(got) == 1)
+    await eventually(lambda: _dead_letters(amqp_url), timeout=5)
+
+
+async def test_uplinks_of_the_previous_envelope_version_are_consumed(amqp_url: str, bus: BusFactory) -> None:
+    logic = await bus()
+    handled: list[Uplink] = []
+
+    async def handler(uplinks: list[Uplink]) -> None:
+        handled.extend(uplinks)
+
+    await logic.consume(handler)
+    # What a gateway of the release before versioned envelopes published.
+    await _publish_raw(amqp_url, b'[[1,"old",2,null,"hi","gw",7,1.5]]', 0)
+    old_gateway = await bus(envelope_version=1)
+    await old_gateway.publish([uplink(1, 2, "pinned-to-v1")])
+    await eventually(lambda: len(handled) == 2)
+    assert [u.cid for u in handled] == ["old", "pinned-to-v1"]
+
+
+async def test_with_a_route_table_a_publish_is_one_amqp_message_per_replica(bus: BusFactory) -> None:
+    leads = {s: 0 if s < 2 else 3 for s in range(SHARDS)}  # replica A owns 0-1 (lead 0), B owns 2-3 (lead 3)
+    gateway = await bus(routes=leads.get)
+    logic = await bus()
+    calls: dict[int, list[list[Uplink]]] = {}
+
+    async def handler(uplinks: list[Uplink]) -> None:
+        calls.setdefault(len(calls), []).append(uplinks)
+
+    await logic.consume(handler)
+    batch = [uplink(s, 100 + s, f"c{i}.{s}") for i in range(20) for s in range(1, 9)]
+    await gateway.publish(batch)
+    await eventually(lambda: sum(len(u) for c in calls.values() for u in c) == len(batch))
+    assert len(calls) == len({leads[shard_of(u.conversation, SHARDS)] for u in batch}) == 2
+
+
+async def test_a_shard_given_back_finishes_first_and_one_taken_away_is_redelivered(bus: BusFactory) -> None:
+    gateway = await bus()
+    logic = await bus(close_timeout=5)
+    release = asyncio.Event()
+    handled: list[str] = []
+
+    async def handler(uplinks: list[Uplink]) -> None:
+        await release.wait()
+        handled.extend(u.cid for u in uplinks)
+
+    logic._handler = handler  # what `consume` sets before the leases start shards
+    shard = shard_of(uplink(1, 2, "x").conversation, SHARDS)
+    await logic.start_shard(shard)
+    await gateway.publish([uplink(1, 2, "drained")])
+    await asyncio.sleep(0.3)
+    stopping = asyncio.create_task(logic.stop_shard(shard, drain=True))
+    await asyncio.sleep(0.2)
+    assert not stopping.done(), "given back only after the call in flight finished"
+    release.set()
+    await stopping
+    assert handled == ["drained"]
+
+    release.clear()
+    await logic.start_shard(shard)
+    await gateway.publish([uplink(1, 2, "abandoned")])
+    await asyncio.sleep(0.3)
+    await logic.stop_shard(shard, drain=False)  # the lease moved: the channel goes at once
+    other = await bus()
+    again: list[Uplink] = []
+
+    async def new_holder(uplinks: list[Uplink]) -> None:
+        again.extend(uplinks)
+
+    other._handler = new_holder
+    await other.start_shard(shard)
+    await eventually(lambda: [u.cid for u in again] == ["abandoned"])
+    assert again[0].redelivered, "marked: its first consumer may have stored it already"
+    release.set()

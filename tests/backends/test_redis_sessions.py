@@ -3,7 +3,10 @@
 from __future__ import annotations
 
 import asyncio
+import os
+import signal
 from collections.abc import AsyncIterator
+from pathlib import Path
 from urllib.parse import urlsplit
 
 import pytest
@@ -11,6 +14,7 @@ import redis.asyncio as aioredis
 
 from im.backends.sessions.redis import RedisSessions
 from im.protocol.errors import Unavailable
+from tests.support.private_servers import private_redis
 
 from .conftest import REDIS_URL
 from .proxy import Proxy
@@ -150,3 +154,112 @@ async def test_a_server_that_goes_away_is_unavailable_until_it_comes_back(redis_
     finally:
         await sessions.close()
         await proxy.close()
+
+
+async def test_a_redis_that_lost_its_data_is_noticed_in_seconds_and_the_gateway_called(redis_prefix: str) -> None:
+    watched = RedisSessions(REDIS_URL, key_prefix=redis_prefix, ttl_seconds=30, watch_seconds=0.1)
+    await watched.start()
+    resets = 0
+
+    async def rebind() -> None:
+        nonlocal resets
+        resets += 1
+        await watched.refresh([1, 2], "gw-a")
+
+    watched.on_reset(rebind)
+    try:
+        await watched.bind(1, "gw-a")
+        await asyncio.sleep(0.3)
+        assert resets == 0, "nothing happens while Redis keeps our data"
+        client = aioredis.Redis.from_url(REDIS_URL)
+        keys = [key async for key in client.scan_iter(match=redis_prefix + "*")]
+        await client.delete(*keys)  # as if Redis restarted empty
+        await client.aclose()
+        for _ in range(50):
+            if resets:
+                break
+            await asyncio.sleep(0.05)
+        assert resets == 1
+        assert await watched.locate([1, 2]) == {1: {"gw-a"}, 2: {"gw-a"}}, "re-registered"
+    finally:
+        await watched.close()
+
+
+async def test_while_redis_does_not_answer_locate_fails_at_once_and_recovers(tmp_path: Path) -> None:
+    with private_redis(tmp_path) as server:
+        watched = RedisSessions(server.url, ttl_seconds=30, socket_timeout=0.5, watch_seconds=0.1)
+        await watched.start()
+        back = asyncio.Event()
+
+        async def on_reset() -> None:
+            back.set()
+
+        watched.on_reset(on_reset)
+        assert server.process is not None
+        try:
+            await watched.bind(1, "gw-a")
+            os.kill(server.process.pid, signal.SIGSTOP)  # stalled: connections open, nothing answers
+            loop = asyncio.get_running_loop()
+            deadline = loop.time() + 5
+            while True:  # once the watchdog's check timed out (0.5 s), look-ups fail at once
+                started = loop.time()
+                with pytest.raises(Unavailable):
+                    await watched.locate([1])
+                if loop.time() - started < 0.1:
+                    break
+                assert loop.time() < deadline, "look-ups keep waiting out their timeout"
+            os.kill(server.process.pid, signal.SIGCONT)
+            await asyncio.wait_for(back.wait(), 5)
+            assert await watched.locate([1]) == {1: {"gw-a"}}
+        finally:
+            os.kill(server.process.pid, signal.SIGCONT)
+            await watched.close()
+
+
+async def heard_within(heard: list[list[int]], seconds: float) -> list[list[int]]:
+    for _ in range(int(seconds / 0.02)):
+        if heard:
+            break
+        await asyncio.sleep(0.02)
+    return heard
+
+
+async def test_announcements_reach_every_process_of_the_prefix_only(redis_prefix: str) -> None:
+    one = RedisSessions(REDIS_URL, key_prefix=redis_prefix, ttl_seconds=30)
+    two = RedisSessions(REDIS_URL, key_prefix=redis_prefix, ttl_seconds=30)
+    other = RedisSessions(REDIS_URL, key_prefix=redis_prefix + "other:", ttl_seconds=30)
+    heard: dict[str, list[list[int]]] = {"one": [], "two": [], "other": []}
+    for name, sessions in (("one", one), ("two", two), ("other", other)):
+        await sessions.start()
+        sessions.on_announce(heard[name].append)
+    try:
+        await asyncio.sleep(0.3)  # subscribed
+        await one.announce([5, 7, 5])
+        assert await heard_within(heard["two"], 3) == [[5, 7]]
+        assert await heard_within(heard["one"], 3) == [[5, 7]], "its own announcements too"
+        await asyncio.sleep(0.2)
+        assert heard["other"] == []
+    finally:
+        for sessions in (one, two, other):
+            await sessions.close()
+
+
+async def test_announcements_are_heard_again_after_redis_restarts_empty(tmp_path: Path) -> None:
+    with private_redis(tmp_path) as server:
+        speaker = RedisSessions(server.url, ttl_seconds=30, watch_seconds=0.1)
+        listener = RedisSessions(server.url, ttl_seconds=30, watch_seconds=0.1)
+        heard: list[list[int]] = []
+        for sessions in (speaker, listener):
+            await sessions.start()
+        listener.on_announce(heard.append)
+        try:
+            await asyncio.to_thread(server.kill)
+            await asyncio.to_thread(server.start)
+            for _ in range(100):  # the listener subscribes again within a moment
+                await speaker.announce([3])
+                if await heard_within(heard, 0.1):
+                    break
+            assert heard and heard[0] == [3]
+        finally:
+            for sessions in (speaker, listener):
+                await sessions.close()

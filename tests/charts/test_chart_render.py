@@ -86,6 +86,33 @@ CUSTOM_SCHEMAS: dict[str, dict[str, Any]] = {
 }
 
 
+PEERING = {"type": "object", "required": ["metadata"], "additionalProperties": False,
+           "properties": {"apiVersion": {}, "kind": {}, "metadata": {"type": "object", "required": ["name"]}}}
+CUSTOM_SCHEMAS["kopf.dev/v1/ClusterKopfPeering"] = PEERING
+CUSTOM_SCHEMAS["kopf.dev/v1/KopfPeering"] = PEERING
+CUSTOM_SCHEMAS["monitoring.coreos.com/v1/ServiceMonitor"] = {
+    "type": "object", "required": ["metadata", "spec"],
+    "properties": {"spec": {
+        "type": "object", "additionalProperties": False, "required": ["selector", "endpoints"],
+        "properties": {
+            "selector": {"type": "object", "properties": {"matchLabels": LABELS}},
+            "namespaceSelector": {"type": "object"},
+            "endpoints": {"type": "array", "minItems": 1, "items": {
+                "type": "object", "additionalProperties": False, "required": ["port"],
+                "properties": {"port": {"type": "string"}, "path": {"type": "string"},
+                               "interval": {"type": "string"}}}}}}}}
+CUSTOM_SCHEMAS["monitoring.coreos.com/v1/PrometheusRule"] = {
+    "type": "object", "required": ["metadata", "spec"],
+    "properties": {"spec": {
+        "type": "object", "additionalProperties": False, "required": ["groups"],
+        "properties": {"groups": {"type": "array", "items": {
+            "type": "object", "additionalProperties": False, "required": ["name", "rules"],
+            "properties": {"name": {"type": "string"}, "rules": {"type": "array", "items": {
+                "type": "object", "additionalProperties": False, "required": ["alert", "expr"],
+                "properties": {"alert": {"type": "string"}, "expr": {"type": "string"}, "for": {"type": "string"},
+                               "labels": LABELS, "annotations": LABELS}}}}}}}}}}
+
+
 def crd_schema() -> dict[str, Any]:
     if not REPO_CRD.exists():
         pytest.fail(f"{REPO_CRD} does not exist yet: the example IMCluster cannot be checked against it")
@@ -126,7 +153,7 @@ def test_defaults_render_the_operator_and_nothing_optional(chart: helm.Chart) ->
     kinds = sorted(o["kind"] for o in render(chart))
     assert kinds == sorted([
         "ServiceAccount", "ClusterRole", "ClusterRole", "ClusterRoleBinding", "ClusterRoleBinding",
-        "Deployment", "Service", "Pod", "ConfigMap", "ConfigMap", "ConfigMap",
+        "Deployment", "Service", "Pod", "ConfigMap", "ConfigMap", "ConfigMap", "NetworkPolicy",
     ])
 
 
@@ -162,7 +189,10 @@ def test_im_operator_accepts_the_arguments_the_chart_passes(chart: helm.Chart, v
     args = parse_args(container["args"])
     assert args.liveness == "http://0.0.0.0:8080/healthz"
     assert args.namespace == values.get("operator", {}).get("watchNamespaces", [])
-    assert args.peering == values.get("operator", {}).get("peering", "")
+    operator = values.get("operator", {})
+    several = f"{RELEASE}-imcluster" if operator.get("replicas", 1) > 1 else ""
+    assert args.peering == (operator.get("peering") or several)
+    assert args.metrics_port == 9100
 
 
 def test_an_image_digest_pins_the_operator_image(chart: helm.Chart) -> None:
@@ -208,6 +238,8 @@ def test_rbac_grants_exactly_what_the_operator_needs(chart: helm.Chart) -> None:
         ("networking.k8s.io", "networkpolicies"): OWN,
         ("monitoring.coreos.com", "servicemonitors"): OWN,
         ("keda.sh", "scaledobjects"): OWN,
+        ("networking.k8s.io", "ingresses"): OWN,
+        ("gateway.networking.k8s.io", "httproutes"): OWN,
         ("", "pods"): READ,
         ("rabbitmq.com", "rabbitmqclusters"): READ,
         ("", "events"): {"create", "patch"},

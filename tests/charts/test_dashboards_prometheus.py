@@ -114,9 +114,9 @@ def prometheus(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Prometheus]
     if not Path(IM).exists():
         pytest.fail(f"{IM} is missing: install the project into the venv")
     tmp = tmp_path_factory.mktemp("dashboards")
-    im_port, prom_port = free_port(), free_port()
+    im_port, metrics_port, prom_port = free_port(), free_port(), free_port()
     (tmp / "data").mkdir()
-    server = start([IM, "serve", "--host", "127.0.0.1", "--port", str(im_port),
+    server = start([IM, "serve", "--host", "127.0.0.1", "--port", str(im_port), "--metrics-port", str(metrics_port),
                     "--data-dir", str(tmp / "data")], tmp / "im.log")
     config = {
         "global": {"scrape_interval": f"{SCRAPE_INTERVAL_S}s",
@@ -124,7 +124,7 @@ def prometheus(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Prometheus]
         "scrape_configs": [{
             "job_name": "im",
             "metrics_path": "/metrics",
-            "static_configs": [{"targets": [f"127.0.0.1:{im_port}"], "labels": TARGET_LABELS}],
+            "static_configs": [{"targets": [f"127.0.0.1:{metrics_port}"], "labels": TARGET_LABELS}],
         }],
     }
     (tmp / "prometheus.yml").write_text(yaml.safe_dump(config))

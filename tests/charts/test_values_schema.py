@@ -13,7 +13,9 @@ from tests.charts.value_sets import VALUE_SETS
 
 BAD_VALUES: dict[str, tuple[dict[str, Any], str]] = {
     "unknown top-level key": ({"replicaCount": 2}, "replicaCount"),
-    "unknown operator key": ({"operator": {"replicas": 2}}, "replicas"),
+    "unknown operator key": ({"operator": {"replicaCount": 2}}, "replicaCount"),
+    "no operator replica": ({"operator": {"replicas": 0}}, "replicas"),
+    "an error ratio above one": ({"monitoring": {"prometheusRule": {"errorRatio": 5}}}, "errorRatio"),
     "removed kopf option": ({"operator": {"logFormat": "json"}}, "logFormat"),
     "peering name with capitals": ({"operator": {"peering": "Main"}}, "peering"),
     "health port as a string": ({"operator": {"healthPort": "8080"}}, "healthPort"),

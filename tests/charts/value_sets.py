@@ -12,6 +12,7 @@ VALUE_SETS: dict[str, dict[str, Any]] = {
         "imagePullSecrets": [{"name": "registry"}],
         "operator": {
             "verbose": True,
+            "replicas": 3,
             "peering": "imcluster",
             "extraArgs": ["--verbose"],
             "extraEnv": [{"name": "IM_OPERATOR_LOG", "value": "debug"}],
@@ -23,13 +24,15 @@ VALUE_SETS: dict[str, dict[str, Any]] = {
         },
         "serviceAccount": {"annotations": {"example.com/role": "operator"}},
         "example": {"enabled": True},
-        "monitoring": {"podMonitor": {"enabled": True, "labels": {"release": "kube-prometheus-stack"}}},
+        "monitoring": {"podMonitor": {"enabled": True, "labels": {"release": "kube-prometheus-stack"}},
+                       "operatorServiceMonitor": {"enabled": True, "labels": {"release": "kube-prometheus-stack"}},
+                       "prometheusRule": {"enabled": True, "alertLabels": {"team": "chat"}}},
         "dashboards": {"namespace": "monitoring", "annotations": {"example.com/source": "imcluster"}},
         "prometheusAdapter": {"rules": {"enabled": True, "namespace": "monitoring"}},
         "keda": {"scaledObject": {"enabled": True}},
     },
     "watch-namespaces": {
-        "operator": {"watchNamespaces": ["chat-prod", "chat-staging"]},
+        "operator": {"watchNamespaces": ["chat-prod", "chat-staging"], "replicas": 2},
         "monitoring": {"podMonitor": {"enabled": True}},
     },
     "bring-your-own-rbac": {

@@ -69,9 +69,9 @@ def readyz_status(port: int) -> int | str:
         conn.close()
 
 
-def messages_received(url: str) -> float:
+def messages_received(metrics_url: str) -> float:
     """`im_messages_received_total` of a gateway: sends it accepted and handed to the bus."""
-    with urllib.request.urlopen(f"{url}/metrics", timeout=2) as response:
+    with urllib.request.urlopen(metrics_url, timeout=2) as response:
         for line in response.read().decode().splitlines():
             if line.startswith("im_messages_received_total "):
                 return float(line.split()[1])
@@ -124,7 +124,7 @@ async def test_sigterm_drains_the_gateway_without_losing_a_message(cluster: Loca
     # Accepted by the gateway (so they are the drain's to answer), not yet committed by logic.
     accepted = CLIENTS * (1 + BURST)
     deadline = time.monotonic() + 5
-    while await asyncio.to_thread(messages_received, draining.url) < accepted:
+    while await asyncio.to_thread(messages_received, draining.metrics_url) < accepted:
         assert time.monotonic() < deadline, "the gateway did not take the burst"
         await asyncio.sleep(0.02)
     in_flight = sum(len(c.unacked) for c in clients)

@@ -205,7 +205,7 @@ async def test_while_redis_is_down_messages_are_stored_and_delivery_falls_back_t
     await alice.settle(20)
     await pump_all(bob, seconds=0.5)
     assert [m["cid"] for m in bob.pushed] == before, "pushed while Redis is up"
-    gateway_errors = errors_total(gateway.url + "/metrics", "unavailable")
+    gateway_errors = errors_total(gateway.metrics_url, "unavailable")
     logic_errors = errors_total(f"http://127.0.0.1:{metrics['IM_METRICS_PORT']}/metrics", "unavailable")
 
     await asyncio.to_thread(redis_server.kill)
@@ -214,7 +214,7 @@ async def test_while_redis_is_down_messages_are_stored_and_delivery_falls_back_t
     await send_all(alice, bob.user_id, during)
     await alice.settle(30)  # stored and acked without Redis
     await pump_all(alice, bob, seconds=1.5)  # long enough for a failed session refresh (every 1 s)
-    assert errors_total(gateway.url + "/metrics", "unavailable") > gateway_errors
+    assert errors_total(gateway.metrics_url, "unavailable") > gateway_errors
     assert errors_total(f"http://127.0.0.1:{metrics['IM_METRICS_PORT']}/metrics", "unavailable") > logic_errors
 
     await asyncio.to_thread(redis_server.start)

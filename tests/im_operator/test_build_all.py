@@ -12,8 +12,9 @@ import yaml
 from im_operator.builders import ChildRef, Inputs, build_all, stale
 
 EXAMPLES = Path(__file__).resolve().parents[2] / "examples"
-CRD_KINDS = {"ServiceMonitor", "ScaledObject"}  # not in the built-in schemas
-ALL_APIS = Inputs(new_jwt_secret="k", rabbitmq_url="amqp://u:p@h:5672/", service_monitor_api=True, keda_api=True)
+CRD_KINDS = {"ServiceMonitor", "ScaledObject", "HTTPRoute"}  # not in the built-in schemas
+ALL_APIS = Inputs(new_jwt_secret="k", rabbitmq_url="amqp://u:p@h:5672/", service_monitor_api=True, keda_api=True,
+                  gateway_api=True)
 
 
 def example(name: str) -> dict[str, Any]:
@@ -34,6 +35,8 @@ def test_default_children_in_apply_order(make_body: Any) -> None:
         ("Deployment", "chat-logic"),
         ("NetworkPolicy", "chat-logic"),
         ("Service", "chat-gateway"),
+        ("Service", "chat-metrics"),
+        ("NetworkPolicy", "chat-gateway"),
         ("Deployment", "chat-gateway"),
         ("PodDisruptionBudget", "chat-logic"),
         ("PodDisruptionBudget", "chat-gateway"),
@@ -73,7 +76,27 @@ def test_stale_children_of_a_smaller_spec(make_body: Any) -> None:
         ChildRef("monitoring.coreos.com/v1", "ServiceMonitor", "chat-metrics"),
         ChildRef("v1", "Secret", "chat-rabbitmq"),
         ChildRef("v1", "Secret", "chat-jwt"),
+        ChildRef("networking.k8s.io/v1", "Ingress", "chat-gateway"),
+        ChildRef("gateway.networking.k8s.io/v1", "HTTPRoute", "chat-gateway"),
     }
+
+
+def test_an_ingress_or_an_http_route_leads_to_the_gateway_service(make_body: Any) -> None:
+    body = make_body(gateway={
+        "service": {"port": 443}, "tls": {"secretRef": {"name": "chat-tls"}},
+        "ingress": {"enabled": True, "className": "nginx", "host": "chat.example.com",
+                    "tlsSecretRef": {"name": "edge-tls"}},
+        "httpRoute": {"enabled": True, "parentRefs": [{"name": "public", "namespace": "gateways"}],
+                      "hostnames": ["chat.example.com"]}})
+    built = {c["kind"]: c for c in build_all(body, ALL_APIS)}
+    rule = built["Ingress"]["spec"]["rules"][0]
+    assert rule["host"] == "chat.example.com"
+    assert rule["http"]["paths"][0]["backend"]["service"] == {"name": "chat-gateway", "port": {"name": "http"}}
+    assert built["Ingress"]["spec"]["tls"] == [{"secretName": "edge-tls", "hosts": ["chat.example.com"]}]
+    route = built["HTTPRoute"]["spec"]
+    assert route["parentRefs"] == [{"name": "public", "namespace": "gateways"}]
+    assert route["rules"] == [{"backendRefs": [{"name": "chat-gateway", "port": 443}]}]
+    assert ("HTTPRoute", "chat-gateway") not in kinds(build_all(body, Inputs()))  # Gateway API absent
 
 
 def test_a_generated_jwt_secret_is_never_stale(make_body: Any) -> None:
@@ -89,6 +112,8 @@ SPECS = {
     "node-port-no-replicas": {"gateway": {"replicas": 0, "service": {"type": "NodePort"}},
                               "logic": {"replicas": 0}},
     "cluster-ref": {"rabbitmq": {"clusterRef": {"name": "rabbit", "namespace": "mq"}}},
+    "tls": {"gateway": {"tls": {"secretRef": {"name": "chat-tls"}}, "ingress": {"enabled": True}},
+            "grpc": {"tls": {"secretRef": {"name": "chat-grpc-tls"}}}},
 }
 
 

@@ -13,6 +13,7 @@ def test_default_settings(make_body: Any) -> None:
     assert cm["metadata"]["namespace"] == "chat"
     assert cm["data"] == {
         "IM_HOST": "0.0.0.0",
+        "IM_GRPC_HOST": "0.0.0.0",
         "IM_PORT": "8080",
         "IM_GRPC_PORT": "50051",
         "IM_METRICS_PORT": "9100",

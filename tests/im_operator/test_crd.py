@@ -126,7 +126,8 @@ def test_examples_are_valid_imclusters(crd: dict[str, Any], name: str) -> None:
 
 def test_example_secrets_are_valid_and_hold_placeholders() -> None:
     secrets = load("secrets.yaml")
-    assert {s["metadata"]["name"] for s in secrets} == {"chat-mysql", "chat-redis", "chat-rabbitmq", "chat-jwt"}
+    assert {s["metadata"]["name"] for s in secrets} == {
+        "chat-mysql", "chat-redis", "chat-rabbitmq", "chat-jwt", "chat-tls", "chat-grpc-tls"}
     for secret in secrets:
         kubernetes_validate.validate(secret, "1.33", strict=True)
         assert all("CHANGE-ME" in value for value in secret["stringData"].values())
@@ -140,6 +141,7 @@ def test_examples_name_only_secrets_the_secrets_file_provides() -> None:
     full = parse(load("imcluster-full.yaml")[0])
     for ref in (full.mysql, full.redis, full.jwt_secret):
         assert ref is not None and (ref.name, ref.key) in provided
+    assert {(full.gateway.tls_secret, "tls.key"), (full.grpc_tls_secret, "ca.crt")} <= provided
 
 
 @pytest.mark.parametrize(("change", "field"), [
@@ -169,3 +171,76 @@ def test_crd_defaults_of_an_empty_spec_are_the_operators_defaults(crd: dict[str,
     defaulted = apply_defaults(schema_of(crd), body)
     assert defaulted["spec"]["gateway"]["autoscaling"]["maxReplicas"] == 10  # defaults did apply
     assert parse(defaulted) == parse(body)
+
+
+def fields(schema: dict[str, Any], path: str = "") -> Iterator[tuple[str, dict[str, Any]]]:
+    """Every named field of the schema (what `kubectl explain` lists), nested through arrays."""
+    for key, sub in schema.get("properties", {}).items():
+        yield f"{path}.{key}", sub
+        yield from fields(sub, f"{path}.{key}")
+    if "items" in schema:
+        yield from fields(schema["items"], f"{path}[]")
+
+
+def test_every_field_of_the_schema_is_described(crd: dict[str, Any]) -> None:
+    named = list(fields(schema_of(crd)))
+    assert len(named) > 100
+    undescribed = [path for path, node in named if not str(node.get("description", "")).strip()]
+    assert not undescribed, f"{len(undescribed)} of {len(named)} fields lack a description: {undescribed}"
+
+
+def at(value: Any, path: str) -> Any:
+    """The value at a schema path like `.spec.gateway.autoscaling`, or None where it is absent."""
+    for key in path.strip(".").split("."):
+        if not isinstance(value, dict) or key not in value:
+            return None
+        value = value[key]
+    return value
+
+
+def cel_rules(crd: dict[str, Any]) -> list[tuple[str, str, str]]:
+    return [(path, rule["rule"], rule["message"]) for path, node in nodes(schema_of(crd))
+            for rule in node.get("x-kubernetes-validations", [])]
+
+
+def evaluate(rule: str, value: Any) -> bool:
+    import celpy
+
+    env = celpy.Environment()
+    program = env.program(env.compile(rule))
+    return bool(program.evaluate({"self": celpy.json_to_cel(value)}))
+
+
+# For every rule, a value at its path that must be refused (a new rule without one fails the test).
+BAD = {
+    ("self.minReplicas <= self.maxReplicas", ".spec.gateway.autoscaling"): {"minReplicas": 5, "maxReplicas": 2},
+    ("!has(self.keda) || !self.keda.enabled || self.enabled", ".spec.gateway.autoscaling"):
+        {"enabled": False, "minReplicas": 2, "maxReplicas": 3, "keda": {"enabled": True}},
+    ("!has(self.tlsSecretRef) || has(self.host)", ".spec.gateway.ingress"):
+        {"enabled": True, "tlsSecretRef": {"name": "edge-tls"}},
+    ("!self.enabled || (has(self.parentRefs) && size(self.parentRefs) > 0)", ".spec.gateway.httpRoute"):
+        {"enabled": True, "parentRefs": []},
+    ("self.timeoutSeconds > self.intervalSeconds", ".spec.gateway.heartbeat"):
+        {"intervalSeconds": 30, "timeoutSeconds": 30},
+    ("self.minReplicas <= self.maxReplicas", ".spec.logic.autoscaling"): {"minReplicas": 7, "maxReplicas": 6},
+    ("has(self.secretRef) != has(self.clusterRef)", ".spec.rabbitmq"):
+        {"secretRef": {"name": "a"}, "clusterRef": {"name": "b"}},
+}
+
+
+def test_every_cel_rule_has_a_spec_it_must_refuse(crd: dict[str, Any]) -> None:
+    assert {(rule, path) for path, rule, _ in cel_rules(crd)} == set(BAD)
+
+
+@pytest.mark.parametrize(("rule", "path"), list(BAD))
+def test_each_cel_rule_refuses_its_bad_spec_and_accepts_every_example(
+        crd: dict[str, Any], make_body: Any, rule: str, path: str) -> None:
+    assert evaluate(rule, BAD[rule, path]) is False
+    checked = 0
+    for body in [*load("imcluster-minimal.yaml"), *load("imcluster-full.yaml"), make_body()]:
+        # The API server evaluates rules on the defaulted object, where the field is present.
+        value = at(apply_defaults(schema_of(crd), body), path)
+        if value is not None:
+            assert evaluate(rule, value) is True, (body["metadata"]["name"], value)
+            checked += 1
+    assert checked, f"no example reaches {path}: add the field to examples/imcluster-full.yaml"

@@ -11,6 +11,8 @@ from typing import Any
 
 import pytest
 
+from tests.im_operator.manifests import secret_files
+
 CHILDREN = [
     ("ConfigMap", "chat-config"),
     ("Secret", "chat-jwt"),
@@ -18,6 +20,8 @@ CHILDREN = [
     ("Deployment", "chat-logic"),
     ("NetworkPolicy", "chat-logic"),
     ("Service", "chat-gateway"),
+    ("Service", "chat-metrics"),
+    ("NetworkPolicy", "chat-gateway"),
     ("Deployment", "chat-gateway"),
     ("PodDisruptionBudget", "chat-logic"),
     ("PodDisruptionBudget", "chat-gateway"),
@@ -58,12 +62,11 @@ async def test_an_imcluster_gets_every_child_owned_by_it(api: Any, make_body: An
     assert pod["containers"][0]["image"] == "imcluster/gateway:0.1.0"
     assert pod["containers"][0]["command"] == ["im-gateway"]
     assert env_of(gateway)["IM_GATEWAY_ID"] == {"fieldRef": {"fieldPath": "metadata.name"}}
-    assert env_of(gateway)["IM_RABBITMQ_URL"] == {"secretKeyRef": {"name": "chat-rabbitmq", "key": "url"}}
-    assert env_of(gateway)["IM_JWT_SECRET"] == {"secretKeyRef": {"name": "chat-jwt", "key": "secret"}}
+    assert secret_files(gateway)["IM_RABBITMQ_URL_FILE"] == ("chat-rabbitmq", "url")
+    assert secret_files(gateway)["IM_JWT_SECRET_FILE"] == ("chat-jwt", "secret")
     assert gateway["spec"]["strategy"]["rollingUpdate"]["maxUnavailable"] == 0
     assert HASH in gateway["spec"]["template"]["metadata"]["annotations"]
-    assert env_of(api.get("Deployment", "chat-logic"))["IM_MYSQL_URL"] == {
-        "secretKeyRef": {"name": "chat-mysql", "key": "url"}}
+    assert secret_files(api.get("Deployment", "chat-logic"))["IM_MYSQL_URL_FILE"] == ("chat-mysql", "url")
     assert api.get("ConfigMap", "chat-config")["data"]["IM_LOGIC_ADDR"] == "chat-logic:50051"
 
     def rolling_out() -> None:
@@ -243,8 +246,7 @@ async def test_a_rabbitmq_cluster_ref_reads_its_default_user(api: Any, make_body
         import base64
         url = base64.b64decode(secret["data"]["url"]).decode()
         assert url == "amqp://default_user_a%2Fb:p%40ss@rabbit.chat.svc:5672/"
-        assert env_of(api.get("Deployment", "chat-logic"))["IM_RABBITMQ_URL"] == {
-            "secretKeyRef": {"name": "chat-rabbitmq", "key": "url"}}
+        assert secret_files(api.get("Deployment", "chat-logic"))["IM_RABBITMQ_URL_FILE"] == ("chat-rabbitmq", "url")
         assert api.condition("chat", "Degraded")["status"] == "False"
     await eventually(derived)
 

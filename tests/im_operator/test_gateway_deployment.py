@@ -4,12 +4,8 @@ from __future__ import annotations
 
 from typing import Any
 
-from im_operator.builders import gateway_deployment
-
-
-def container(deployment: dict[str, Any]) -> dict[str, Any]:
-    found: dict[str, Any] = deployment["spec"]["template"]["spec"]["containers"][0]
-    return found
+from im_operator.builders import Inputs, gateway_deployment
+from tests.im_operator.manifests import container, secret_files
 
 
 def env(deployment: dict[str, Any]) -> dict[str, Any]:
@@ -25,22 +21,31 @@ def test_default_gateway(make_body: Any) -> None:
     assert c["command"] == ["im-gateway"]
     assert {p["name"]: p["containerPort"] for p in c["ports"]} == {"http": 8080, "metrics": 9100}
     assert c["envFrom"] == [{"configMapRef": {"name": "chat-config"}}]
-    assert c["readinessProbe"]["httpGet"] == {"path": "/readyz", "port": "http"}
-    assert c["livenessProbe"]["httpGet"] == {"path": "/healthz", "port": "http"}
+    assert c["readinessProbe"]["httpGet"] == {"path": "/readyz", "port": "http", "scheme": "HTTP"}
+    assert c["livenessProbe"]["httpGet"] == {"path": "/healthz", "port": "http", "scheme": "HTTP"}
+    assert d["spec"]["template"]["spec"]["automountServiceAccountToken"] is False
 
 
-def test_secrets_come_from_secret_key_refs_and_the_id_from_the_pod_name(make_body: Any) -> None:
-    e = env(gateway_deployment.build(make_body()))
-    assert e["IM_GATEWAY_ID"] == {"fieldRef": {"fieldPath": "metadata.name"}}
-    assert e["IM_RABBITMQ_URL"] == {"secretKeyRef": {"name": "chat-rabbitmq", "key": "url"}}
-    assert e["IM_REDIS_URL"] == {"secretKeyRef": {"name": "chat-redis", "key": "url"}}
-    assert e["IM_JWT_SECRET"] == {"secretKeyRef": {"name": "chat-jwt", "key": "secret"}}
-    assert "IM_MYSQL_URL" not in e  # the gateway reaches MySQL only through logic
+def test_secrets_come_from_mounted_files_and_the_id_from_the_pod_name(make_body: Any) -> None:
+    d = gateway_deployment.build(make_body())
+    assert env(d)["IM_GATEWAY_ID"] == {"fieldRef": {"fieldPath": "metadata.name"}}
+    assert secret_files(d) == {
+        "IM_RABBITMQ_URL_FILE": ("chat-rabbitmq", "url"),
+        "IM_REDIS_URL_FILE": ("chat-redis", "url"),
+        "IM_JWT_SECRET_FILE": ("chat-jwt", "secret"),
+    }  # no MySQL: the gateway reaches it only through logic
 
 
 def test_a_named_jwt_secret_replaces_the_generated_one(make_body: Any) -> None:
-    e = env(gateway_deployment.build(make_body(auth={"jwtSecretRef": {"name": "mine", "key": "k"}})))
-    assert e["IM_JWT_SECRET"] == {"secretKeyRef": {"name": "mine", "key": "k"}}
+    d = gateway_deployment.build(make_body(auth={"jwtSecretRef": {"name": "mine", "key": "k"}}))
+    assert secret_files(d)["IM_JWT_SECRET_FILE"] == ("mine", "k")
+
+
+def test_a_tls_secret_makes_the_gateway_serve_https(make_body: Any) -> None:
+    d = gateway_deployment.build(make_body(gateway={"tls": {"secretRef": {"name": "chat-tls"}}}))
+    files = secret_files(d)
+    assert (files["IM_TLS_CERT_FILE"], files["IM_TLS_KEY_FILE"]) == (("chat-tls", "tls.crt"), ("chat-tls", "tls.key"))
+    assert container(d)["readinessProbe"]["httpGet"]["scheme"] == "HTTPS"
 
 
 def test_grace_period_covers_the_pre_stop_sleep_and_the_drain(make_body: Any) -> None:
@@ -57,9 +62,10 @@ def test_rollouts_never_go_below_the_desired_count(make_body: Any) -> None:
 
 def test_under_the_autoscaler_the_live_count_is_kept(make_body: Any) -> None:
     body = make_body(gateway={"replicas": 9, "autoscaling": {"enabled": True, "minReplicas": 3}})
-    assert gateway_deployment.build(body, live_replicas=7)["spec"]["replicas"] == 7
+    assert gateway_deployment.build(body, Inputs(gateway_replicas=7))["spec"]["replicas"] == 7
     assert gateway_deployment.build(body)["spec"]["replicas"] == 3  # new: start at the minimum
-    assert gateway_deployment.build(make_body(gateway={"replicas": 9}), live_replicas=7)["spec"]["replicas"] == 9
+    fixed = make_body(gateway={"replicas": 9})
+    assert gateway_deployment.build(fixed, Inputs(gateway_replicas=7))["spec"]["replicas"] == 9
 
 
 def test_selector_matches_the_pod_labels(make_body: Any) -> None:

@@ -26,3 +26,21 @@ def test_handlers_cover_create_update_resume_and_a_resync_timer() -> None:
     assert {h.reason for h in changing} == {"create", "update", None}
     assert any(h.initial for h in changing)  # on.resume
     assert [h.id for h in registry._spawning.get_all_handlers()] == ["resync"]
+
+
+def test_replicas_get_distinct_peering_priorities_unless_one_is_given() -> None:
+    from im_operator.__main__ import PRIORITY_RANGE
+    assert parse_args([]).priority is None and parse_args([]).metrics_port == 0
+    assert parse_args(["--peering", "p", "--priority", "7", "--metrics-port", "9100"]).priority == 7
+    low, high = PRIORITY_RANGE
+    assert high - low > 2**30  # two random picks collide about once in a billion
+
+
+def test_children_and_read_secrets_are_watched_through_label_selectors() -> None:
+    import im_operator.handlers as handlers
+
+    registry = kopf.get_default_registry()
+    watching = {h.id: h for h in registry._watching.get_all_handlers()}
+    assert set(watching) >= {"secret_changed", "child_changed"}
+    assert handlers.SELECTORS[handlers.SECRETS] == {"imcluster.io/watch": "true"}
+    assert [h.id for h in registry._indexing.get_all_handlers()] == ["secret_readers"]

@@ -1,6 +1,7 @@
 """What the operator sets in the pods is exactly what `im-gateway` and `im-logic` read (issue 3 contract)."""
 
 import dataclasses
+from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
@@ -9,16 +10,24 @@ import yaml
 
 from im.apps.gateway import GatewayConfig
 from im.apps.logic import LogicConfig
+from im.config import file_variable
 from im_operator.builders import build_all
 
 EXAMPLES = Path(__file__).resolve().parents[2] / "examples"
 
 
-def settings_of(config_type: type) -> tuple[set[str], set[str]]:
+def variables(field: dataclasses.Field[Any]) -> Iterator[str]:
+    yield field.metadata["env"]
+    if file_env := file_variable(field.metadata):
+        yield file_env
+
+
+def settings_of(config_type: type) -> tuple[set[str], list[set[str]]]:
+    """Every variable the process reads, and for each required setting the variables that give it."""
     fields = dataclasses.fields(config_type)
-    names = {f.metadata["env"] for f in fields}
-    required = {f.metadata["env"] for f in fields
-                if f.default is dataclasses.MISSING and f.default_factory is dataclasses.MISSING}
+    names = {name for f in fields for name in variables(f)}
+    required = [set(variables(f)) for f in fields
+                if f.default is dataclasses.MISSING and f.default_factory is dataclasses.MISSING]
     return names, required
 
 
@@ -49,6 +58,8 @@ def test_every_variable_a_pod_gets_is_a_setting_and_every_required_one_is_set(
         given |= set(config_map["data"])
     known, required = settings_of(config_type)
     shared_with_the_other_role = settings_of(LogicConfig if role == "gateway" else GatewayConfig)[0]
-    assert required <= given
+    assert all(either & given for either in required), [e for e in required if not e & given]
     assert given <= known | shared_with_the_other_role, given - known - shared_with_the_other_role
-    assert (role == "logic") == ("IM_MYSQL_URL" in given), "only logic gets the database credentials"
+    assert (role == "logic") == ("IM_MYSQL_URL_FILE" in given), "only logic gets the database credentials"
+    secret_settings = {f.metadata["env"] for f in dataclasses.fields(config_type) if file_variable(f.metadata)}
+    assert not secret_settings & given, "credentials come as files, never in the environment"

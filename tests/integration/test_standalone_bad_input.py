@@ -4,9 +4,12 @@ import asyncio
 import base64
 import itertools
 import os
+import re
 import socket
 import struct
 import time
+import urllib.error
+import urllib.request
 from typing import Any
 
 import jwt
@@ -110,6 +113,16 @@ def forged(secret: str, **claims: Any) -> str:
     return jwt.encode({"sub": "1", "exp": int(time.time()) + 600, **claims}, secret, algorithm="HS256")
 
 
+async def refused_everywhere(http: HttpClient, token: str, label: str) -> None:
+    """Neither the WebSocket handshake nor an HTTP call accepts `token`."""
+    with pytest.raises(InvalidStatus) as refused:
+        await connect(f"{http.ws_url}?token={token}")
+    assert refused.value.response.status_code == 401, label
+    with pytest.raises(HttpError) as http_refused:
+        await http.call("GET", "/api/v1/groups", token=token)
+    assert (http_refused.value.status, http_refused.value.code) == (401, "unauthorized"), label
+
+
 def read_secret(server: Any) -> str:
     return str((server.data_dir / "jwt-secret").read_text().strip())
 
@@ -130,12 +143,7 @@ async def test_missing_expired_wrongly_signed_and_alg_none_tokens_are_refused(st
         await connect(http.ws_url)
     assert missing.value.response.status_code == 401
     for name, token in bad_tokens.items():
-        with pytest.raises(InvalidStatus) as refused:
-            await connect(f"{http.ws_url}?token={token}")
-        assert refused.value.response.status_code == 401, name
-        with pytest.raises(HttpError) as http_refused:
-            await http.call("GET", "/api/v1/groups", token=token)
-        assert (http_refused.value.status, http_refused.value.code) == (401, "unauthorized"), name
+        await refused_everywhere(http, token, name)
     good = forged(secret)
     async with connect(f"{http.ws_url}?token={good}") as ws:
         await ws.send('{"type":"ping"}')
@@ -175,6 +183,7 @@ async def test_http_errors_have_the_contract_shape(standalone_server: Any) -> No
             await http.call(method, path, body, user.token)
         assert (caught.value.status, caught.value.code) == (status, code), path
         assert caught.value.body["error"]["message"]
+        assert re.fullmatch(r"[0-9a-f]{16}", caught.value.body["error"]["request_id"]), caught.value.body
 
 
 async def test_only_the_owner_adds_members_and_only_members_list_them(standalone_server: Any) -> None:
@@ -270,3 +279,209 @@ async def test_sync_requests_share_the_rate_limit(server_factory: Any) -> None:
     assert {f["code"] for f in frames if f["type"] == "error"} == {"rate_limited"}
     await a.close()
     await b.close()
+
+
+# -- issue 14: ids, tokens, sync size, accounts --------------------------------------------------
+
+TOO_BIG = 2**63  # one past the largest signed 64-bit id
+
+
+async def test_ids_out_of_range_are_bad_frames_and_messaging_carries_on(standalone_server: Any) -> None:
+    http, alice, bob, a, b = await pair(standalone_server)
+    cases = {  # the JSON text as a client may write it, and the cid
+        f'{{"type":"send","cid":"big-to","to":{TOO_BIG},"content":"x"}}': "big-to",
+        f'{{"type":"send","cid":"big-group","group":{TOO_BIG},"content":"x"}}': "big-group",
+        f'{{"type":"send","cid":"huge-to","to":{10**30},"content":"x"}}': "huge-to",
+        '{"type":"send","cid":"zero-to","to":0,"content":"x"}': "zero-to",
+        '{"type":"send","cid":"bool-to","to":true,"content":"x"}': "bool-to",
+        '{"type":"send","cid":"float-to","to":2.0,"content":"x"}': "float-to",
+        f'{{"type":"sync","after":{TOO_BIG}}}': None,
+        f'{{"type":"sync","after":{10**30}}}': None,
+        '{"type":"sync","after":-1}': None,
+    }
+    for frame, cid in cases.items():
+        await a.send_frame(frame)
+        error = await a.expect("error")
+        assert (error["code"], error["cid"]) == ("bad_frame", cid), frame
+    await a.send("after-the-bad-ones", "still flowing", to=bob.user_id)
+    assert (await a.expect("ack", timeout=5))["cid"] == "after-the-bad-ones"
+    assert (await b.expect("msg", timeout=5))["content"] == "still flowing"
+    await a.close()
+    await b.close()
+
+
+NON_CANONICAL_SUBS = ["0", "-1", " 1 ", "١", "1_0", "01", "+1", str(TOO_BIG), str(10**30), "1.0"]
+
+
+async def test_a_token_whose_sub_is_not_a_canonical_id_is_refused(standalone_server: Any) -> None:
+    http = HttpClient(standalone_server.url)
+    await signup(http)
+    secret = read_secret(standalone_server)
+    for sub in NON_CANONICAL_SUBS:
+        await refused_everywhere(http, forged(secret, sub=sub), sub)
+
+
+async def test_token_errors_carry_no_library_text(standalone_server: Any) -> None:
+    http = HttpClient(standalone_server.url)
+    secret = read_secret(standalone_server)
+    tokens = {"garbage": "garbage", "sub-text": forged(secret, sub="one"), "no-exp": jwt.encode(
+        {"sub": "1"}, secret, algorithm="HS256"), "expired": forged(secret, exp=int(time.time()) - 5)}
+    messages = set()
+    for name, token in tokens.items():
+        with pytest.raises(HttpError) as refused:
+            await http.call("GET", "/api/v1/groups", token=token)
+        assert refused.value.status == 401, name
+        messages.add(refused.value.body["error"]["message"])
+    assert messages == {"invalid token", "token expired"}
+
+
+async def test_a_sync_answer_is_bounded_in_bytes_and_never_closes_a_fast_reader(server_factory: Any) -> None:
+    server = server_factory("--rate-limit", "0")
+    http = HttpClient(server.url)
+    alice, bob = await signup(http), await signup(http)
+    a = await ChatConnection.open(http.ws_url, alice.token)
+    nuls = "\x00" * 4000  # 6 bytes per character once escaped as \u0000
+    for i in range(500):
+        await a.send(f"n{i}", nuls, to=bob.user_id)
+    for _ in range(500):
+        await a.expect("ack", timeout=30)
+    b = await ChatConnection.open(http.ws_url, bob.token, max_size=None)
+    seen: list[int] = []
+    pages = 0
+    after = 0
+    while True:
+        await b.send_frame({"type": "sync", "after": after, "limit": 500})
+        page = await b.expect("sync")
+        pages += 1
+        assert len(orjson.dumps(page)) <= 256 * 1024
+        seen.extend(m["seq"] for m in page["messages"])
+        if not page["more"]:
+            break
+        after = page["messages"][-1]["seq"]
+    assert seen == list(range(1, 501)) and pages > 1
+    assert b.close_code is None
+    await a.close()
+    await b.close()
+
+
+NOT_EMAILS = ["a@b", "a b@c d", "<script>@x", "two@@example.com", "@example.com", "ann@", "ann@exa mple.com"]
+
+
+async def test_register_refuses_what_is_not_an_email_address(standalone_server: Any) -> None:
+    http = HttpClient(standalone_server.url)
+    for email in NOT_EMAILS:
+        with pytest.raises(HttpError) as refused:
+            await http.register(email, "correct horse", "n")
+        assert (refused.value.status, refused.value.code) == (400, "bad_request"), email
+
+
+async def test_emails_are_one_account_whatever_their_case(standalone_server: Any) -> None:
+    http = HttpClient(standalone_server.url)
+    user_id = await http.register("Ann.Case@Example.COM", "correct horse", "Ann")
+    assert (await http.login("ann.case@example.com", "correct horse")).user_id == user_id
+    assert (await http.login("ANN.CASE@EXAMPLE.COM", "correct horse")).user_id == user_id
+    with pytest.raises(HttpError) as taken:
+        await http.register("ann.case@example.com", "correct horse", "Ann again")
+    assert taken.value.status == 409
+
+
+async def test_failed_logins_are_throttled_per_account(standalone_server: Any) -> None:
+    http = HttpClient(standalone_server.url)
+    await http.register("victim@example.com", "correct horse", "v")
+    statuses = []
+    for _ in range(30):
+        try:
+            await http.login("victim@example.com", "wrong password")
+        except HttpError as error:
+            statuses.append(error.status)
+            if error.status == 429:
+                assert error.code == "rate_limited"
+    assert statuses[0] == 401 and statuses[-1] == 429, statuses
+    assert statuses.count(401) <= 10
+    status, headers, body = await asyncio.to_thread(
+        post, f"{standalone_server.url}/api/v1/login", {"email": "victim@example.com", "password": "wrong password"})
+    assert status == 429 and body["error"]["code"] == "rate_limited"
+    assert int(headers["Retry-After"]) == body["error"]["retry_after"] >= 1
+
+
+def post(url: str, body: Any) -> tuple[int, Any, Any]:
+    """status, headers and JSON body of a POST, whatever the status (the headers matter here)."""
+    request = urllib.request.Request(url, data=orjson.dumps(body), method="POST",
+                                     headers={"Content-Type": "application/json"})
+    try:
+        with urllib.request.urlopen(request, timeout=10) as response:
+            return response.status, response.headers, orjson.loads(response.read())
+    except urllib.error.HTTPError as error:
+        return error.code, error.headers, orjson.loads(error.read())
+
+
+# -- issue 14: acks before any policy close, the per-user rate -----------------------------------
+
+
+def masked_text(payload: bytes) -> bytes:
+    """One client-to-server text frame (clients must mask theirs)."""
+    mask = os.urandom(4)
+    size = len(payload)
+    if size < 126:
+        header = struct.pack("!BB", 0x81, 0x80 | size)
+    elif size < 65536:
+        header = struct.pack("!BBH", 0x81, 0x80 | 126, size)
+    else:
+        header = struct.pack("!BBQ", 0x81, 0x80 | 127, size)
+    return header + mask + bytes(byte ^ mask[i % 4] for i, byte in enumerate(payload))
+
+
+def sends(to: int, cids: list[str]) -> bytes:
+    return b"".join(masked_text(orjson.dumps({"type": "send", "cid": cid, "to": to, "content": f"flood {cid}"}))
+                    for cid in cids)
+
+
+async def test_a_flood_of_300_sends_in_one_write_gets_every_committed_message_acked(standalone_server: Any) -> None:
+    http = HttpClient(standalone_server.url)
+    alice, bob = await signup(http), await signup(http)
+    sock = await asyncio.to_thread(raw_websocket, standalone_server.port, alice.token)
+    cids = [f"f{i}" for i in range(300)]
+    await asyncio.to_thread(sock.sendall, sends(bob.user_id, cids))
+    frames = await asyncio.to_thread(read_frames, sock, 3)
+    sock.close()
+    answers = [orjson.loads(payload) for opcode, payload in frames if opcode == 0x1]
+    acked = [a["cid"] for a in answers if a["type"] == "ack"]
+    limited = [a["cid"] for a in answers if a["type"] == "error" and a["code"] == "rate_limited"]
+    stored = [m["cid"] for m in await http.history(bob.token)]
+    assert sorted(stored) == sorted(acked), "every committed message is acked on the connection that sent it"
+    assert len(acked) >= 100 and sorted(acked + limited) == sorted(cids)
+    assert [opcode for opcode, _ in frames if opcode == 0x8] == [], "rate_limited answers are no misbehaviour"
+
+
+async def test_the_4029_close_comes_after_the_acks_of_what_was_committed(standalone_server: Any) -> None:
+    http = HttpClient(standalone_server.url)
+    alice, bob = await signup(http), await signup(http)
+    sock = await asyncio.to_thread(raw_websocket, standalone_server.port, alice.token)
+    cids = [f"v{i}" for i in range(80)]
+    garbage = b"".join(masked_text(b"garbage") for _ in range(60))
+    await asyncio.to_thread(sock.sendall, sends(bob.user_id, cids) + garbage)
+    frames = await asyncio.to_thread(read_frames, sock, 10)
+    sock.close()
+    answers = [orjson.loads(payload) for opcode, payload in frames if opcode == 0x1]
+    assert [a["code"] for a in answers if a["type"] == "error"] == ["bad_frame"] * 50
+    assert sorted(a["cid"] for a in answers if a["type"] == "ack") == sorted(cids)
+    assert frames[-1][0] == 0x8 and struct.unpack("!H", frames[-1][1][:2])[0] == 4029
+    assert sorted(m["cid"] for m in await http.history(bob.token)) == sorted(cids)
+
+
+async def test_the_send_rate_of_a_user_holds_over_all_their_connections(server_factory: Any) -> None:
+    server = server_factory("--rate-limit", "1000", "--rate-burst", "1000",
+                            "--user-rate-limit", "0.5", "--user-rate-burst", "30")
+    http = HttpClient(server.url)
+    alice, bob = await signup(http), await signup(http)
+    devices = [await ChatConnection.open(http.ws_url, alice.token) for _ in range(3)]
+    for d, device in enumerate(devices):
+        for i in range(20):
+            await device.send(f"d{d}.{i}", "from one of three devices", to=bob.user_id)
+    answers = [await device.next() for device in devices for _ in range(20)]
+    acked = [a for a in answers if a["type"] == "ack"]
+    limited = [a for a in answers if a["type"] == "error" and a["code"] == "rate_limited"]
+    assert 30 <= len(acked) <= 32 and len(acked) + len(limited) == 60
+    assert all("over all your connections" in a["message"] for a in limited)
+    for device in devices:
+        await device.close()

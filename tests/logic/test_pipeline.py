@@ -1,11 +1,8 @@
-"""Logic commits the next batch while the previous one's downlinks go out, and keeps their order."""
+"""Logic commits the next batch while the previous one's downlinks go out: deliveries keep commit
+order, and a sender's ack never waits behind an earlier batch's downlink."""
 
 import asyncio
 import time
-from collections.abc import AsyncIterator
-from pathlib import Path
-
-import pytest
 
 from im.backends.bus.memory import MemoryBus
 from im.backends.sessions.memory import MemorySessions
@@ -20,28 +17,21 @@ class SlowFirstDeliveryBus(MemoryBus):
         super().__init__()
         self.first_delivery_started = asyncio.Event()
         self.release_first = asyncio.Event()
-        self.delivered: list[list[str]] = []
+        self.delivered: list[tuple[list[str], list[str]]] = []
+        """Per downlink sent: the acks' cids, the deliveries' cids."""
 
     async def deliver(self, downlink: Downlink) -> None:
         if not self.first_delivery_started.is_set():
             self.first_delivery_started.set()
             await self.release_first.wait()
-        self.delivered.append([ack.cid for ack in downlink.acks])
-
-
-@pytest.fixture
-async def store(tmp_path: Path) -> AsyncIterator[SqliteStore]:
-    store = SqliteStore(tmp_path / "im.sqlite3")
-    await store.open()
-    yield store
-    await store.close()
+        self.delivered.append(([ack.cid for ack in downlink.acks], [d.event.cid for d in downlink.deliveries]))
 
 
 def uplink(sender: int, to: int, cid: str) -> Uplink:
     return Uplink(sender, cid, to, None, f"message {cid}", "g1", 7, time.time())
 
 
-async def test_the_next_batch_commits_while_downlinks_are_sent_and_downlinks_keep_commit_order(
+async def test_the_next_batch_commits_while_downlinks_are_sent_and_deliveries_keep_commit_order(
     store: SqliteStore,
 ) -> None:
     alice = await store.create_user("a@example.test", "x", "a")
@@ -60,8 +50,9 @@ async def test_the_next_batch_commits_while_downlinks_are_sent_and_downlinks_kee
             await asyncio.sleep(0.01)
 
     await asyncio.wait_for(second_committed(), 5)
-    assert bus.delivered == [], "nothing may overtake the first batch's downlink"
+    await asyncio.sleep(0.05)
+    assert bus.delivered == [(["second"], [])], "the second sender hears at once; its delivery waits"
     bus.release_first.set()
     await asyncio.wait_for(logic.close(), 5)
-    assert bus.delivered == [["first"], ["second"]]
+    assert bus.delivered == [(["second"], []), (["first"], ["first"]), ([], ["second"])]
     await bus.close()

@@ -12,6 +12,7 @@ from im.protocol.frames import (
     encode_error,
     encode_message,
     encode_sync,
+    message_bytes_bound,
     parse_client_frame,
 )
 from im.protocol.limits import Limits
@@ -64,7 +65,16 @@ def test_frames_that_are_not_protocol_objects_are_bad_frames(raw: bytes) -> None
         ({"type": "send", "cid": "c", "to": 1, "content": ""}, "c"),
         ({"type": "send", "cid": "c", "to": 1, "content": ["x"]}, "c"),
         ({"type": "send", "cid": "c", "to": 1, "content": "x", "extra": 1}, "c"),
+        ({"type": "send", "cid": "c", "to": 2**63, "content": "x"}, "c"),
+        ({"type": "send", "cid": "c", "group": 2**63, "content": "x"}, "c"),
+        ({"type": "send", "cid": "c", "to": 2**64 - 1, "content": "x"}, "c"),
+        ({"type": "send", "cid": "c", "group": -5, "content": "x"}, "c"),
+        ({"type": "send", "cid": "c", "group": None, "content": "x"}, "c"),
         ({"type": "sync", "after": -1}, None),
+        ({"type": "sync", "after": 2**63}, None),
+        ({"type": "sync", "after": 1.0}, None),
+        ({"type": "sync", "after": None}, None),
+        ({"type": "sync", "limit": True}, None),
         ({"type": "sync", "after": "3"}, None),
         ({"type": "sync", "limit": 0}, None),
         ({"type": "ping", "x": 1}, None),
@@ -106,7 +116,44 @@ def test_server_frames_have_the_contract_shape() -> None:
     assert orjson.loads(encode_sync(InboxPage([(5, MESSAGE)], more=True))) == {
         "type": "sync", "messages": [orjson.loads(encode_message(MESSAGE, 5))], "more": True,
     }
-    error: ImError = TooLarge("too long", cid="c1")
+    error: ImError = TooLarge("too long", cid="c1", request_id="0123456789abcdef")
     assert orjson.loads(encode_error(error)) == {
-        "type": "error", "code": "too_large", "message": "too long", "cid": "c1",
+        "type": "error", "code": "too_large", "message": "too long", "cid": "c1", "request_id": "0123456789abcdef",
     }
+
+
+def test_ids_up_to_the_largest_signed_64_bit_value_are_accepted() -> None:
+    biggest = 2**63 - 1
+    assert parse({"type": "send", "cid": "c", "to": biggest, "content": "x"}) == SendFrame("c", biggest, None, "x")
+    assert parse({"type": "send", "cid": "c", "group": biggest, "content": "x"}) == SendFrame("c", None, biggest, "x")
+    assert parse({"type": "sync", "after": biggest}) == SyncFrame(biggest, 20)
+
+
+def test_a_cid_must_fit_the_stores_in_utf_8_too() -> None:
+    assert parse_client_frame(orjson.dumps({"type": "send", "cid": "😀" * 63, "to": 1, "content": "x"}),
+                              Limits()) == SendFrame("😀" * 63, 1, None, "x")
+    with pytest.raises(BadFrame) as caught:
+        parse_client_frame(orjson.dumps({"type": "send", "cid": "😀" * 64, "to": 1, "content": "x"}), Limits())
+    assert caught.value.cid is None
+
+
+def test_integers_beyond_64_bits_in_the_json_text_are_bad_frames() -> None:
+    for raw in (b'{"type":"send","cid":"c","to":1000000000000000000000000000000,"content":"x"}',
+                b'{"type":"sync","after":18446744073709551616}'):
+        with pytest.raises(BadFrame):
+            parse_client_frame(raw, LIMITS)
+
+
+def test_invalid_json_is_refused_without_the_parsers_text() -> None:
+    with pytest.raises(BadFrame) as caught:
+        parse_client_frame(b'{"type": "send", oops}', LIMITS)
+    assert caught.value.message == "not valid JSON"
+
+
+@pytest.mark.parametrize("content", ["plain", "\x00" * 50, "é" * 20, "👋" * 10, '"\\' * 30, "\u2028"])
+def test_the_message_size_bound_is_never_below_the_encoded_size(content: str) -> None:
+    biggest = 2**63 - 1
+    message = Message(id=biggest, sender=biggest, to=biggest, group=None, content=content, cid="ć" * 64,
+                      ts=biggest)
+    encoded = len(encode_message(message, biggest)) + 1  # the comma between messages
+    assert encoded <= message_bytes_bound(message) <= encoded + 200

@@ -11,13 +11,18 @@ from typing import Any
 import grpc
 import pytest
 
-from im.contracts.records import Group, InboxPage, Message, Session, User
+from im.contracts.records import Caller, EventPage, Group, Message, Session, User
 from im.protocol.errors import Conflict, Forbidden, NotFound, Unauthorized
 from im.rpc.client import GrpcLogicClient
 from im.rpc.server import serve_logic
 from tests.support.processes import free_port
 
 TOKEN_EXPIRES_AT = 2_000_000_000
+
+
+def as_user(user_id: int) -> Caller:
+    """The caller the fake's tokens stand for."""
+    return Caller(user_id, f"token-{user_id}")
 
 
 @dataclass
@@ -35,6 +40,7 @@ class FakeLogic:
     groups: dict[int, Group] = field(default_factory=dict)
     members: dict[int, list[int]] = field(default_factory=dict)
     inboxes: dict[int, list[tuple[int, Message]]] = field(default_factory=dict)
+    last_client_address: str | None = None
 
     async def _enter(self, name: str) -> None:
         self.calls[name] += 1
@@ -51,49 +57,52 @@ class FakeLogic:
         self.users[email] = (user, password)
         return user
 
-    async def login(self, email: str, password: str) -> Session:
+    async def login(self, email: str, password: str, client_address: str) -> Session:
         await self._enter("login")
+        self.last_client_address = client_address
         user, expected = self.users.get(email, (None, None))
         if user is None or password != expected:
             raise Unauthorized("wrong email or password")
         return Session(token=f"token-{user.id}", user_id=user.id, expires_at=TOKEN_EXPIRES_AT)
 
-    async def validate_token(self, token: str) -> tuple[int, int]:
-        await self._enter("validate_token")
-        if not token.startswith("token-"):
+    def verify_token(self, token: str) -> tuple[int, int]:
+        """What the server's authenticating interceptor is given: `token-<user id>` is valid."""
+        self.calls["verify_token"] += 1
+        user_id = token.removeprefix("token-")
+        if not token.startswith("token-") or not user_id.isdigit():
             raise Unauthorized("invalid token")
-        return int(token.removeprefix("token-")), TOKEN_EXPIRES_AT
+        return int(user_id), TOKEN_EXPIRES_AT
 
-    async def create_group(self, owner: int, name: str) -> Group:
+    async def create_group(self, caller: Caller, name: str) -> Group:
         await self._enter("create_group")
-        group = Group(id=100 + len(self.groups), name=name, owner=owner)
+        group = Group(id=100 + len(self.groups), name=name, owner=caller.user_id)
         self.groups[group.id] = group
-        self.members[group.id] = [owner]
+        self.members[group.id] = [caller.user_id]
         return group
 
-    async def add_member(self, caller: int, group_id: int, user_id: int) -> None:
+    async def add_member(self, caller: Caller, group_id: int, user_id: int) -> None:
         await self._enter("add_member")
         group = self._group(group_id)
-        if caller != group.owner:
+        if caller.user_id != group.owner:
             raise Forbidden("only the owner adds members")
         if user_id not in self.members[group_id]:
             self.members[group_id].append(user_id)
 
-    async def list_members(self, caller: int, group_id: int) -> list[int]:
+    async def list_members(self, caller: Caller, group_id: int) -> list[int]:
         await self._enter("list_members")
         self._group(group_id)
-        if caller not in self.members[group_id]:
+        if caller.user_id not in self.members[group_id]:
             raise Forbidden("members only")
         return list(self.members[group_id])
 
-    async def my_groups(self, user_id: int) -> list[Group]:
+    async def my_groups(self, caller: Caller) -> list[Group]:
         await self._enter("my_groups")
-        return [self.groups[gid] for gid, members in self.members.items() if user_id in members]
+        return [self.groups[gid] for gid, members in self.members.items() if caller.user_id in members]
 
-    async def sync(self, user_id: int, after: int, limit: int) -> InboxPage:
+    async def sync(self, caller: Caller, after: int, limit: int) -> EventPage:
         await self._enter("sync")
-        entries = [(seq, m) for seq, m in self.inboxes.get(user_id, []) if seq > after]
-        return InboxPage(entries=entries[:limit], more=len(entries) > limit)
+        entries = [(seq, m) for seq, m in self.inboxes.get(caller.user_id, []) if seq > after]
+        return EventPage(entries=entries[:limit], more=len(entries) > limit)
 
     def _group(self, group_id: int) -> Group:
         group = self.groups.get(group_id)
@@ -107,7 +116,7 @@ class LogicServer:
 
     def __init__(self, api: object, **settings: Any) -> None:
         self.api = api
-        self.settings = settings
+        self.settings = {"verify_token": getattr(api, "verify_token", None), **settings}
         self.port = free_port()
         self.server: grpc.aio.Server | None = None
 

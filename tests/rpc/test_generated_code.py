@@ -44,7 +44,7 @@ def test_checked_in_code_matches_a_fresh_generation(tmp_path: Path) -> None:
 def test_every_proto_file_is_generated() -> None:
     gen = load_generator()
     protos = {path.stem for path in gen.proto_files()}
-    assert protos == {"auth", "group", "inbox"}
+    assert protos == {"auth", "conversation", "directory", "group", "inbox"}
     for stem in protos:
         for suffix in gen.GENERATED_SUFFIXES:
             assert (gen.OUT_DIR / f"{stem}{suffix}").is_file()

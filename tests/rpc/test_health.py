@@ -26,7 +26,8 @@ async def statuses(target: str) -> dict[str, int]:
 
 
 async def test_a_started_server_is_serving(logic: LogicServer, make_client: ClientFactory) -> None:
-    assert SERVICE_NAMES == ("im.v1.AuthService", "im.v1.GroupService", "im.v1.InboxService")
+    assert SERVICE_NAMES == ("im.v1.AuthService", "im.v1.GroupService", "im.v1.InboxService", "im.v1.DirectoryService",
+                             "im.v1.ConversationService")
     assert set((await statuses(logic.target)).values()) == {SERVING}
     assert await (await make_client(logic.target)).serving()
 

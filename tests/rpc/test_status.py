@@ -33,6 +33,20 @@ def test_a_subclass_of_an_error_keeps_its_parents_status() -> None:
         pass
 
     assert status_for(EmailTaken("taken")) == grpc.StatusCode.ALREADY_EXISTS
-    assert error_metadata(EmailTaken("taken", cid="c")) == (
-        ("im-error-code", "conflict"), ("im-error-cid-bin", b"c")
+    assert error_metadata(EmailTaken("taken", cid="c", request_id="0123456789abcdef")) == (
+        ("im-error-code", "conflict"), ("im-request-id", "0123456789abcdef"), ("im-error-cid-bin", b"c")
     )
+
+
+def test_the_request_id_and_retry_after_cross_with_the_error() -> None:
+    error = error_from_status(grpc.StatusCode.RESOURCE_EXHAUSTED, "too many failed logins", (
+        ("im-error-code", "rate_limited"), ("im-request-id", "0123456789abcdef"), ("im-retry-after", "59.500"),
+    ))
+    assert (error.code, error.request_id, error.retry_after) == ("rate_limited", "0123456789abcdef", 59.5)
+    assert error_from_status(grpc.StatusCode.RESOURCE_EXHAUSTED, "x", (
+        ("im-error-code", "rate_limited"), ("im-retry-after", "soon"))).retry_after is None
+
+
+def test_a_status_without_our_code_never_shows_its_details_to_a_client() -> None:
+    error = error_from_status(grpc.StatusCode.UNAVAILABLE, "failed to connect to all addresses; 10.0.0.7:50051", ())
+    assert "10.0.0.7" in error.message and "10.0.0.7" not in error.client_body()["message"]

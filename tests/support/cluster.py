@@ -78,16 +78,18 @@ class LocalCluster:
 
     def start_gateway(self, logic: ManagedProcess | None = None, **env: str) -> GatewayProcess:
         target = logic or self.logics[0]
-        port = free_port()
+        port, metrics_port = free_port(), free_port()
         gateway_id = f"gw{len(self.gateways)}-{secrets.token_hex(2)}"
         gateway = GatewayProcess(
             name=gateway_id,
             argv=[str(BIN / "im-gateway"), "--host", "127.0.0.1", "--port", str(port), "--gateway-id", gateway_id],
             log_path=self.workdir / f"{gateway_id}.log",
             ready=http_ok(f"http://127.0.0.1:{port}/readyz"),
-            env=self._env(IM_LOGIC_ADDR=f"127.0.0.1:{target.grpc_port}", **env),  # type: ignore[attr-defined]
+            env=self._env(**{"IM_LOGIC_ADDR": f"127.0.0.1:{target.grpc_port}",  # type: ignore[attr-defined]
+                             "IM_METRICS_PORT": str(metrics_port), **env}),
         )
         gateway.port = port
+        gateway.metrics_port = metrics_port
         gateway.gateway_id = gateway_id
         gateway.start()
         self.gateways.append(gateway)

@@ -5,11 +5,13 @@ from __future__ import annotations
 import os
 import signal
 import socket
+import ssl
 import subprocess
 import sys
 import time
 import urllib.request
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
+from contextlib import contextmanager
 from dataclasses import dataclass, field
 from pathlib import Path
 
@@ -23,9 +25,12 @@ def free_port() -> int:
 
 
 def http_ok(url: str) -> Callable[[], bool]:
+    """Whether `url` answers 200 (an https URL's certificate is not checked: readiness only)."""
+    context = ssl._create_unverified_context() if url.startswith("https:") else None
+
     def check() -> bool:
         try:
-            with urllib.request.urlopen(url, timeout=1) as response:
+            with urllib.request.urlopen(url, timeout=1, context=context) as response:
                 return bool(response.status == 200)
         except OSError:
             return False
@@ -106,6 +111,11 @@ class ClientFacingProcess(ManagedProcess):
     """A process that serves the client protocol (`im serve`, `im-gateway`) on 127.0.0.1:`port`."""
 
     port: int
+    metrics_port: int
+
+    @property
+    def metrics_url(self) -> str:
+        return f"http://127.0.0.1:{self.metrics_port}/metrics"
 
     @property
     def url(self) -> str:
@@ -114,3 +124,33 @@ class ClientFacingProcess(ManagedProcess):
     @property
     def ws_url(self) -> str:
         return f"ws://127.0.0.1:{self.port}/ws"
+
+
+class ServerProcess(ClientFacingProcess):
+    """A running `im serve` on 127.0.0.1 with its own data dir and metrics port; `restart()` keeps
+    ports and data."""
+
+    def __init__(self, port: int, data_dir: Path, extra_args: list[str]) -> None:
+        self.port = port
+        self.data_dir = data_dir
+        self.metrics_port = free_port()
+        super().__init__(
+            name="im serve",
+            argv=[str(BIN / "im"), "serve", "--host", "127.0.0.1", "--port", str(port),
+                  "--metrics-port", str(self.metrics_port), "--data-dir", str(data_dir), *extra_args],
+            log_path=data_dir / "server.log",
+            ready=http_ok(f"{'https' if '--tls-cert-file' in extra_args else 'http'}://127.0.0.1:{port}/readyz"),
+        )
+
+
+@contextmanager
+def im_serve(data_dir: Path, *extra_args: str) -> Iterator[ServerProcess]:
+    """`im serve` started on a free port with its data in `data_dir`, killed on exit (also when it
+    never got ready)."""
+    server = ServerProcess(free_port(), data_dir, list(extra_args))
+    try:
+        server.start()
+        yield server
+    finally:
+        if server.process is not None:
+            server.kill()

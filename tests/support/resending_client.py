@@ -60,6 +60,15 @@ class ResendingClient:
         return int(max(self.messages, default=0))
 
     @property
+    def gapless_seq(self) -> int:
+        """The highest seq up to which this client holds every message: `sync` asks after it, so a
+        gap (a push missed while a dependency was down) is filled, as the client rule says."""
+        seq = 0
+        while seq + 1 in self.messages:
+            seq += 1
+        return seq
+
+    @property
     def connected(self) -> bool:
         return self.connection is not None and not self._dropped
 
@@ -166,11 +175,12 @@ class ResendingClient:
     # -- catching up ----------------------------------------------------------------------------
 
     async def sync(self, timeout: float = 15.0) -> None:
-        """Fetch my inbox after the highest seq seen, following `more`; other frames are handled too."""
+        """Fetch my inbox after the last seq without a gap before it, following `more`; other frames
+        are handled too."""
         deadline = time.monotonic() + timeout
         while True:
             assert self.connection is not None
-            await self.connection.send_frame({"type": "sync", "after": self.last_seq, "limit": 200})
+            await self.connection.send_frame({"type": "sync", "after": self.gapless_seq, "limit": 200})
             while True:
                 remaining = deadline - time.monotonic()
                 if remaining <= 0:

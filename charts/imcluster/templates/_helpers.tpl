@@ -72,3 +72,12 @@ app.kubernetes.io/component: {{ .component }}
 {{- define "imcluster.kedaTarget" -}}
 {{- default .Values.example.name .Values.keda.scaledObject.imcluster -}}
 {{- end -}}
+
+{{/* kopf peering name: explicit, or the full name as soon as there is more than one replica; empty = standalone. */}}
+{{- define "imcluster.peering" -}}
+{{- if .Values.operator.peering -}}
+{{- .Values.operator.peering -}}
+{{- else if gt (int .Values.operator.replicas) 1 -}}
+{{- include "imcluster.fullname" . -}}
+{{- end -}}
+{{- end -}}

@@ -1,11 +1,14 @@
-"""Pure builders of every child of an IMCluster, and the order they are applied in.
+"""Pure builders of every child of an IMCluster, declared once in the order they are applied.
 
-Each module turns the IMCluster body into one manifest (a dict) and does no I/O; the handlers
-fetch, adopt, apply and patch status around them.
+Each module turns the IMCluster body into one manifest (a dict) and does no I/O; the reconciler
+fetches, adopts, applies and patches status around them. `CHILDREN` says, for each child, whether
+the spec wants it, how it is built and whether its API must be served: `build_all()` and `stale()`
+both read it, so a new conditional child cannot be forgotten in one of them.
 """
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from dataclasses import dataclass
 
 from im_operator.builders import (
@@ -13,34 +16,22 @@ from im_operator.builders import (
     gateway_deployment,
     gateway_service,
     hpa,
+    ingress,
     jwt_secret,
     keda,
     logic_deployment,
     logic_service,
+    metrics_service,
     network_policy,
     pdb,
     rabbitmq_secret,
     service_monitor,
 )
 from im_operator.builders.common import Manifest, child_name
-from im_operator.spec import Json, parse
+from im_operator.builders.inputs import Inputs
+from im_operator.spec import ClusterSpec, Json, parse
 
-__all__ = ["Inputs", "ChildRef", "build_all", "stale", "Manifest"]
-
-
-@dataclass(frozen=True)
-class Inputs:
-    """What the handlers learned from the cluster and the builders cannot compute themselves."""
-
-    rabbitmq_url: str | None = None
-    """Derived from a RabbitmqCluster's default user; None when the spec names a Secret."""
-    new_jwt_secret: str | None = None
-    """A fresh signing key, given only while the generated JWT Secret does not exist yet."""
-    service_monitor_api: bool = False
-    keda_api: bool = False
-    gateway_replicas: int | None = None
-    """The gateway Deployment's live `spec.replicas`, if it exists (autoscalers change it)."""
-    logic_replicas: int | None = None
+__all__ = ["Inputs", "Child", "ChildRef", "CHILDREN", "build_all", "stale", "Manifest"]
 
 
 @dataclass(frozen=True)
@@ -50,50 +41,71 @@ class ChildRef:
     name: str
 
 
+def _always(spec: ClusterSpec) -> bool:
+    return True
+
+
+def _served(inputs: Inputs) -> bool:
+    return True
+
+
+@dataclass(frozen=True)
+class Child:
+    api_version: str
+    kind: str
+    suffix: str
+    build: Callable[[Json, Inputs], Manifest | None]
+    """None: the child must exist but there is nothing to write now (a generated key is kept as is)."""
+    wanted: Callable[[ClusterSpec], bool] = _always
+    served: Callable[[Inputs], bool] = _served
+    """Whether the cluster serves its API; a child of an absent API is neither built nor deleted."""
+
+
+def _gateway_hpa_wanted(spec: ClusterSpec) -> bool:
+    return spec.gateway.autoscaling.enabled and not spec.gateway.keda.enabled
+
+
+CHILDREN: tuple[Child, ...] = (
+    Child("v1", "ConfigMap", "config", lambda body, _: configmap.build(body)),
+    Child("v1", "Secret", "jwt",
+          lambda body, i: jwt_secret.build(body, i.new_jwt_secret) if i.new_jwt_secret is not None else None,
+          wanted=lambda spec: spec.jwt_secret is None),
+    Child("v1", "Secret", "rabbitmq",
+          lambda body, i: rabbitmq_secret.build(body, i.rabbitmq_url) if i.rabbitmq_url is not None else None,
+          wanted=lambda spec: spec.rabbitmq_cluster is not None),
+    Child("v1", "Service", "logic", lambda body, _: logic_service.build(body)),
+    Child("apps/v1", "Deployment", "logic", logic_deployment.build),
+    Child("networking.k8s.io/v1", "NetworkPolicy", "logic", lambda body, _: network_policy.logic(body)),
+    Child("v1", "Service", "gateway", lambda body, _: gateway_service.build(body)),
+    Child("v1", "Service", "metrics", lambda body, _: metrics_service.build(body)),
+    Child("networking.k8s.io/v1", "NetworkPolicy", "gateway", lambda body, _: network_policy.gateway(body)),
+    Child("apps/v1", "Deployment", "gateway", gateway_deployment.build),
+    Child("policy/v1", "PodDisruptionBudget", "logic", lambda body, _: pdb.logic(body)),
+    Child("policy/v1", "PodDisruptionBudget", "gateway", lambda body, _: pdb.gateway(body)),
+    Child("autoscaling/v2", "HorizontalPodAutoscaler", "logic", lambda body, _: hpa.logic(body),
+          wanted=lambda spec: spec.logic.autoscaling.enabled),
+    Child("autoscaling/v2", "HorizontalPodAutoscaler", "gateway", lambda body, _: hpa.gateway(body),
+          wanted=_gateway_hpa_wanted),
+    Child(keda.API_VERSION, "ScaledObject", "gateway", lambda body, _: keda.build(body),
+          wanted=lambda spec: spec.gateway.keda.enabled, served=lambda i: i.keda_api),
+    Child(service_monitor.API_VERSION, "ServiceMonitor", "metrics", lambda body, _: service_monitor.build(body),
+          wanted=lambda spec: spec.service_monitor, served=lambda i: i.service_monitor_api),
+    Child("networking.k8s.io/v1", "Ingress", "gateway", lambda body, _: ingress.ingress(body),
+          wanted=lambda spec: spec.gateway.ingress is not None),
+    Child(ingress.GATEWAY_API_VERSION, "HTTPRoute", "gateway", lambda body, _: ingress.http_route(body),
+          wanted=lambda spec: spec.gateway.http_route is not None, served=lambda i: i.gateway_api),
+)
+
+
 def build_all(body: Json, inputs: Inputs = Inputs()) -> list[Manifest]:
     """Every desired child, in apply order: config and secrets before the pods that read them."""
     spec = parse(body)
-    gw_scaling, lg_scaling = spec.gateway.autoscaling, spec.logic.autoscaling
-    children: list[Manifest] = [configmap.build(body)]
-    if spec.jwt_secret is None and inputs.new_jwt_secret is not None:
-        children.append(jwt_secret.build(body, inputs.new_jwt_secret))
-    if spec.rabbitmq_cluster is not None and inputs.rabbitmq_url is not None:
-        children.append(rabbitmq_secret.build(body, inputs.rabbitmq_url))
-    children += [
-        logic_service.build(body),
-        logic_deployment.build(body, inputs.logic_replicas),
-        network_policy.build(body),
-        gateway_service.build(body),
-        gateway_deployment.build(body, inputs.gateway_replicas),
-        pdb.logic(body),
-        pdb.gateway(body),
-    ]
-    if lg_scaling.enabled:
-        children.append(hpa.logic(body))
-    if spec.gateway.keda.enabled:
-        if inputs.keda_api:
-            children.append(keda.build(body))
-    elif gw_scaling.enabled:
-        children.append(hpa.gateway(body))
-    if spec.service_monitor and inputs.service_monitor_api:
-        children.append(service_monitor.build(body))
-    return children
+    return [manifest for child in CHILDREN
+            if child.served(inputs) and child.wanted(spec) and (manifest := child.build(body, inputs)) is not None]
 
 
 def stale(body: Json, inputs: Inputs = Inputs()) -> list[ChildRef]:
     """Children an earlier spec may have created that the current spec no longer wants."""
     spec = parse(body)
-    refs: list[ChildRef] = []
-    if not spec.logic.autoscaling.enabled:
-        refs.append(ChildRef("autoscaling/v2", "HorizontalPodAutoscaler", child_name(spec, "logic")))
-    if spec.gateway.keda.enabled or not spec.gateway.autoscaling.enabled:
-        refs.append(ChildRef("autoscaling/v2", "HorizontalPodAutoscaler", child_name(spec, "gateway")))
-    if inputs.keda_api and not spec.gateway.keda.enabled:
-        refs.append(ChildRef(keda.API_VERSION, "ScaledObject", child_name(spec, "gateway")))
-    if inputs.service_monitor_api and not spec.service_monitor:
-        refs.append(ChildRef(service_monitor.API_VERSION, "ServiceMonitor", child_name(spec, "metrics")))
-    if spec.rabbitmq_cluster is None:
-        refs.append(ChildRef("v1", "Secret", child_name(spec, "rabbitmq")))
-    if spec.jwt_secret is not None:
-        refs.append(ChildRef("v1", "Secret", child_name(spec, "jwt")))
-    return refs
+    return [ChildRef(child.api_version, child.kind, child_name(spec, child.suffix))
+            for child in CHILDREN if child.served(inputs) and not child.wanted(spec)]

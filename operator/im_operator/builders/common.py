@@ -9,14 +9,17 @@ from typing import Any
 from im_operator.spec import ClusterSpec
 
 __all__ = [
-    "Manifest", "MANAGED_BY", "CONFIG_HASH_ANNOTATION", "child_name", "selector_labels", "labels",
-    "metadata", "digest",
+    "Manifest", "MANAGED_BY", "CONFIG_HASH_ANNOTATION", "SECRET_HASH_ANNOTATION", "WATCH_LABEL", "child_name",
+    "selector_labels", "labels", "metadata", "watched_metadata", "digest",
 ]
 
 Manifest = dict[str, Any]
 
 MANAGED_BY = "im-operator"
 CONFIG_HASH_ANNOTATION = "imcluster.io/config-hash"
+SECRET_HASH_ANNOTATION = "imcluster.io/secret-hash"
+WATCH_LABEL = "imcluster.io/watch"
+"""On every Secret an IMCluster reads: the operator watches Secrets with this label only, not all of them."""
 
 
 def child_name(spec: ClusterSpec, suffix: str) -> str:
@@ -44,6 +47,13 @@ def metadata(spec: ClusterSpec, suffix: str, component: str | None = None,
     }
     if annotations:
         meta["annotations"] = dict(annotations)
+    return meta
+
+
+def watched_metadata(spec: ClusterSpec, suffix: str) -> dict[str, Any]:
+    """Metadata of a Secret the operator makes and the pods read."""
+    meta = metadata(spec, suffix)
+    meta["labels"][WATCH_LABEL] = "true"
     return meta
 
 

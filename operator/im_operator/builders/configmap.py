@@ -11,6 +11,8 @@ __all__ = ["build", "settings"]
 def settings(spec: ClusterSpec) -> dict[str, str]:
     return {
         "IM_HOST": "0.0.0.0",
+        # Logic's own default may be loopback: in a pod, gateways reach it through the Service.
+        "IM_GRPC_HOST": "0.0.0.0",
         "IM_PORT": str(GATEWAY_PORT),
         "IM_GRPC_PORT": str(GRPC_PORT),
         "IM_METRICS_PORT": str(METRICS_PORT),

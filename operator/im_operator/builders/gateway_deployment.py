@@ -2,9 +2,10 @@
 
 from __future__ import annotations
 
-from im_operator.builders import pods, secret_env
-from im_operator.builders.common import Manifest, selector_labels
-from im_operator.spec import GATEWAY_PORT, METRICS_PORT, ClusterSpec, Json, parse
+from im_operator.builders import pods
+from im_operator.builders.common import Manifest
+from im_operator.builders.inputs import Inputs
+from im_operator.spec import GATEWAY_PORT, ClusterSpec, Json, parse
 
 __all__ = ["build", "COMPONENT", "termination_grace_seconds"]
 
@@ -18,52 +19,29 @@ def termination_grace_seconds(spec: ClusterSpec) -> int:
     return gw.pre_stop_seconds + gw.drain_seconds + GRACE_SLACK_SECONDS
 
 
-def build(body: Json, live_replicas: int | None = None) -> Manifest:
-    """`live_replicas`: the Deployment's current count, kept while an autoscaler owns it."""
+def build(body: Json, inputs: Inputs = Inputs()) -> Manifest:
     spec = parse(body)
     gw = spec.gateway
-    deployment_spec: dict[str, object] = {
-        "replicas": pods.replicas(gw.replicas, gw.autoscaling.enabled or gw.keda.enabled,
-                                  gw.autoscaling.min_replicas, live_replicas),
-        "selector": {"matchLabels": selector_labels(spec, COMPONENT)},
-        "strategy": pods.strategy(),
-        "revisionHistoryLimit": 5,
-        "template": {
-            "metadata": pods.template_metadata(spec, COMPONENT),
-            "spec": {
-                "terminationGracePeriodSeconds": termination_grace_seconds(spec),
-                "securityContext": pods.pod_security(),
-                "topologySpreadConstraints": pods.spread(spec, COMPONENT),
-                "containers": [{
-                    "name": COMPONENT,
-                    "image": gw.image,
-                    "command": ["im-gateway"],
-                    "ports": [
-                        {"name": "http", "containerPort": GATEWAY_PORT, "protocol": "TCP"},
-                        {"name": "metrics", "containerPort": METRICS_PORT, "protocol": "TCP"},
-                    ],
-                    "envFrom": pods.env_from(spec),
-                    "env": [
-                        {"name": "IM_GATEWAY_ID", "valueFrom": {"fieldRef": {"fieldPath": "metadata.name"}}},
-                        *secret_env.env(spec, secret_env.GATEWAY_SECRETS),
-                    ],
-                    "readinessProbe": {
-                        "httpGet": {"path": "/readyz", "port": "http"},
-                        "periodSeconds": 5, "failureThreshold": 2, "timeoutSeconds": 2,
-                    },
-                    "livenessProbe": {
-                        "httpGet": {"path": "/healthz", "port": "http"},
-                        "initialDelaySeconds": 10, "periodSeconds": 10, "failureThreshold": 3,
-                        "timeoutSeconds": 2,
-                    },
-                    # Endpoints are removed asynchronously: keep serving a little before SIGTERM.
-                    "lifecycle": {"preStop": {"sleep": {"seconds": gw.pre_stop_seconds}}},
-                    "resources": gw.resources,
-                    "securityContext": pods.container_security(),
-                    "volumeMounts": pods.TMP_MOUNTS,
-                }],
-                "volumes": pods.TMP_VOLUMES,
-            },
+    # With TLS on the client port, the kubelet probes over HTTPS (it does not verify the certificate).
+    scheme = "HTTPS" if gw.tls_secret else "HTTP"
+    container = {
+        "image": gw.image,
+        "command": ["im-gateway"],
+        "ports": [{"name": "http", "containerPort": GATEWAY_PORT, "protocol": "TCP"}],
+        "env": [{"name": "IM_GATEWAY_ID", "valueFrom": {"fieldRef": {"fieldPath": "metadata.name"}}}],
+        "readinessProbe": {
+            "httpGet": {"path": "/readyz", "port": "http", "scheme": scheme},
+            "periodSeconds": 5, "failureThreshold": 2, "timeoutSeconds": 2,
         },
+        "livenessProbe": {
+            "httpGet": {"path": "/healthz", "port": "http", "scheme": scheme},
+            "initialDelaySeconds": 10, "periodSeconds": 10, "failureThreshold": 3, "timeoutSeconds": 2,
+        },
+        # Endpoints are removed asynchronously: keep serving a little before SIGTERM.
+        "lifecycle": {"preStop": {"sleep": {"seconds": gw.pre_stop_seconds}}},
+        "resources": gw.resources,
     }
-    return pods.deployment(spec, COMPONENT, deployment_spec)
+    replicas = pods.replicas(gw.replicas, gw.autoscaling.enabled or gw.keda.enabled,
+                           gw.autoscaling.min_replicas, inputs.gateway_replicas)
+    return pods.deployment(spec, COMPONENT, container=container, replicas=replicas,
+                           grace_seconds=termination_grace_seconds(spec), inputs=inputs)

@@ -1,9 +1,9 @@
-"""The gateway Service: clients' HTTP + WebSocket entry, plus metrics for scraping."""
+"""The gateway Service: clients' HTTP + WebSocket entry, and nothing else (metrics have their own)."""
 
 from __future__ import annotations
 
 from im_operator.builders.common import Manifest, metadata, selector_labels
-from im_operator.spec import METRICS_PORT, Json, parse
+from im_operator.spec import Json, parse
 
 __all__ = ["build"]
 
@@ -11,13 +11,13 @@ __all__ = ["build"]
 def build(body: Json) -> Manifest:
     spec = parse(body)
     gw = spec.gateway
+    port: dict[str, object] = {"name": "http", "port": gw.service_port, "targetPort": "http", "protocol": "TCP"}
+    if gw.tls_secret:
+        port["appProtocol"] = "https"
     service_spec: dict[str, object] = {
         "type": gw.service_type,
         "selector": selector_labels(spec, "gateway"),
-        "ports": [
-            {"name": "http", "port": gw.service_port, "targetPort": "http", "protocol": "TCP"},
-            {"name": "metrics", "port": METRICS_PORT, "targetPort": "metrics", "protocol": "TCP"},
-        ],
+        "ports": [port],
     }
     if gw.service_type in ("LoadBalancer", "NodePort"):
         service_spec["externalTrafficPolicy"] = "Local"  # keep client addresses, skip a hop

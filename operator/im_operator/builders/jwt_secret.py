@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import base64
 
-from im_operator.builders.common import Manifest, metadata
+from im_operator.builders.common import Manifest, watched_metadata
 from im_operator.spec import JWT_SECRET_KEY, Json, parse
 
 __all__ = ["build"]
@@ -16,7 +16,7 @@ def build(body: Json, secret: str) -> Manifest:
     return {
         "apiVersion": "v1",
         "kind": "Secret",
-        "metadata": metadata(spec, "jwt"),
+        "metadata": watched_metadata(spec, "jwt"),
         "type": "Opaque",
         "data": {JWT_SECRET_KEY: base64.b64encode(secret.encode()).decode()},
     }

@@ -2,9 +2,12 @@
 
 from __future__ import annotations
 
-from im_operator.builders import pods, secret_env
-from im_operator.builders.common import Manifest, selector_labels
-from im_operator.spec import GRPC_PORT, METRICS_PORT, Json, parse
+from typing import Any
+
+from im_operator.builders import pods
+from im_operator.builders.common import Manifest
+from im_operator.builders.inputs import Inputs
+from im_operator.spec import GRPC_PORT, Json, parse
 
 __all__ = ["build", "COMPONENT", "TERMINATION_GRACE_SECONDS"]
 
@@ -13,46 +16,25 @@ TERMINATION_GRACE_SECONDS = 30
 """Enough to commit the batch in flight and ack it before SIGKILL."""
 
 
-def build(body: Json, live_replicas: int | None = None) -> Manifest:
-    """`live_replicas`: the Deployment's current count, kept while an autoscaler owns it."""
+def _probe(tls: bool) -> dict[str, Any]:
+    # The kubelet's gRPC probe speaks plaintext only: under TLS, it can only see the port listening.
+    return {"tcpSocket": {"port": "grpc"}} if tls else {"grpc": {"port": GRPC_PORT}}
+
+
+def build(body: Json, inputs: Inputs = Inputs()) -> Manifest:
     spec = parse(body)
     lg = spec.logic
-    deployment_spec: dict[str, object] = {
-        "replicas": pods.replicas(lg.replicas, lg.autoscaling.enabled, lg.autoscaling.min_replicas,
-                                  live_replicas),
-        "selector": {"matchLabels": selector_labels(spec, COMPONENT)},
-        "strategy": pods.strategy(),
-        "revisionHistoryLimit": 5,
-        "template": {
-            "metadata": pods.template_metadata(spec, COMPONENT),
-            "spec": {
-                "terminationGracePeriodSeconds": TERMINATION_GRACE_SECONDS,
-                "securityContext": pods.pod_security(),
-                "topologySpreadConstraints": pods.spread(spec, COMPONENT),
-                "containers": [{
-                    "name": COMPONENT,
-                    "image": lg.image,
-                    "command": ["im-logic"],
-                    "ports": [
-                        {"name": "grpc", "containerPort": GRPC_PORT, "protocol": "TCP"},
-                        {"name": "metrics", "containerPort": METRICS_PORT, "protocol": "TCP"},
-                    ],
-                    "envFrom": pods.env_from(spec),
-                    "env": secret_env.env(spec, secret_env.LOGIC_SECRETS),
-                    "readinessProbe": {
-                        "grpc": {"port": GRPC_PORT}, "periodSeconds": 5, "failureThreshold": 2,
-                        "timeoutSeconds": 2,
-                    },
-                    "livenessProbe": {
-                        "grpc": {"port": GRPC_PORT}, "initialDelaySeconds": 10, "periodSeconds": 10,
-                        "failureThreshold": 3, "timeoutSeconds": 2,
-                    },
-                    "resources": lg.resources,
-                    "securityContext": pods.container_security(),
-                    "volumeMounts": pods.TMP_MOUNTS,
-                }],
-                "volumes": pods.TMP_VOLUMES,
-            },
-        },
+    tls = bool(spec.grpc_tls_secret)
+    container = {
+        "image": lg.image,
+        "command": ["im-logic"],
+        "ports": [{"name": "grpc", "containerPort": GRPC_PORT, "protocol": "TCP"}],
+        "readinessProbe": {**_probe(tls), "periodSeconds": 5, "failureThreshold": 2, "timeoutSeconds": 2},
+        "livenessProbe": {**_probe(tls), "initialDelaySeconds": 10, "periodSeconds": 10, "failureThreshold": 3,
+                          "timeoutSeconds": 2},
+        "resources": lg.resources,
     }
-    return pods.deployment(spec, COMPONENT, deployment_spec)
+    replicas = pods.replicas(lg.replicas, lg.autoscaling.enabled, lg.autoscaling.min_replicas,
+                           inputs.logic_replicas)
+    return pods.deployment(spec, COMPONENT, container=container, replicas=replicas,
+                           grace_seconds=TERMINATION_GRACE_SECONDS, inputs=inputs)

@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 from im_operator.builders.common import Manifest, metadata, selector_labels
-from im_operator.spec import GRPC_PORT, METRICS_PORT, Json, parse
+from im_operator.spec import GRPC_PORT, Json, parse
 
 __all__ = ["build"]
 
@@ -20,7 +20,6 @@ def build(body: Json) -> Manifest:
             "ports": [
                 {"name": "grpc", "port": GRPC_PORT, "targetPort": "grpc", "protocol": "TCP",
                  "appProtocol": "grpc"},
-                {"name": "metrics", "port": METRICS_PORT, "targetPort": "metrics", "protocol": "TCP"},
             ],
         },
     }

@@ -10,7 +10,7 @@ import base64
 from collections.abc import Mapping
 from urllib.parse import quote
 
-from im_operator.builders.common import Manifest, metadata
+from im_operator.builders.common import Manifest, watched_metadata
 from im_operator.spec import RABBITMQ_URL_KEY, Json, parse
 
 __all__ = ["build", "url_from_default_user", "namespace_allowed", "REQUIRED_KEYS", "ALLOWED_NAMESPACES_ANNOTATION"]
@@ -47,7 +47,7 @@ def build(body: Json, url: str) -> Manifest:
     return {
         "apiVersion": "v1",
         "kind": "Secret",
-        "metadata": metadata(spec, "rabbitmq"),
+        "metadata": watched_metadata(spec, "rabbitmq"),
         "type": "Opaque",
         "data": {RABBITMQ_URL_KEY: base64.b64encode(url.encode()).decode()},
     }

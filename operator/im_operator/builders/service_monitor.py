@@ -1,7 +1,8 @@
-"""A Prometheus-operator ServiceMonitor scraping both roles' `metrics` port."""
+"""A Prometheus-operator ServiceMonitor scraping both roles through the headless metrics Service."""
 
 from __future__ import annotations
 
+from im_operator.builders import metrics_service
 from im_operator.builders.common import Manifest, labels, metadata, selector_labels
 from im_operator.spec import Json, parse
 
@@ -20,7 +21,7 @@ def build(body: Json) -> Manifest:
         "kind": "ServiceMonitor",
         "metadata": meta,
         "spec": {
-            "selector": {"matchLabels": selector_labels(spec)},
+            "selector": {"matchLabels": selector_labels(spec, metrics_service.COMPONENT)},
             "namespaceSelector": {"matchNames": [spec.namespace]},
             "endpoints": [{"port": "metrics", "path": "/metrics", "interval": "15s"}],
         },

@@ -11,9 +11,20 @@ import sys
 from collections.abc import Awaitable, Callable, Coroutine
 from typing import Any, Protocol, TypeVar
 
-from im.config import ConfigError, add_flags, load
+from prometheus_client import start_http_server
+from pythonjsonlogger.json import JsonFormatter
 
-__all__ = ["Pingable", "StartupError", "connect", "run", "run_app", "wait_for_signal"]
+from im.config import ConfigError, add_flags, load, setting
+
+__all__ = [
+    "LOG_FORMAT", "LOG_LEVEL", "Pingable", "StartupError", "check_logging", "connect", "run", "run_app",
+    "serve_metrics", "wait_for_signal",
+]
+
+LOG_LEVEL = setting("IM_LOG_LEVEL", "DEBUG, INFO, WARNING")
+LOG_FORMAT = setting("IM_LOG_FORMAT", "text, or json: one JSON object a line (time, level, logger, message and "
+                                      "the fields of access lines), for a log collector")
+LOG_FORMATS = ("text", "json")
 
 C = TypeVar("C")
 
@@ -44,10 +55,36 @@ def run(coroutine: Coroutine[Any, Any, None]) -> None:
         uvloop.run(coroutine)
 
 
-def configure_logging(level: str) -> None:
-    logging.basicConfig(level=level.upper(), format="%(asctime)s %(levelname)s %(name)s: %(message)s")
+def check_logging(level: str, log_format: str) -> None:
+    """Refuse a log level or format the process could not apply, naming the setting."""
+    if not isinstance(logging.getLevelName(level.upper()), int):
+        raise ConfigError(f"IM_LOG_LEVEL: expected DEBUG, INFO, WARNING or ERROR, got {level!r}")
+    if log_format not in LOG_FORMATS:
+        raise ConfigError(f"IM_LOG_FORMAT: expected text or json, got {log_format!r}")
+
+
+def configure_logging(level: str, log_format: str = "text") -> None:
+    handler = logging.StreamHandler()
+    if log_format == "json":
+        handler.setFormatter(JsonFormatter(
+            "%(asctime)s %(levelname)s %(name)s %(message)s",
+            rename_fields={"asctime": "time", "levelname": "level", "name": "logger"},
+        ))
+    else:
+        handler.setFormatter(logging.Formatter("%(asctime)s %(levelname)s %(name)s: %(message)s"))
+    logging.basicConfig(level=level.upper(), handlers=[handler], force=True)
     for noisy in ("websockets", "aio_pika", "aiormq"):
         logging.getLogger(noisy).setLevel(max(logging.WARNING, logging.getLogger().level))
+
+
+def serve_metrics(port: int, host: str = "0.0.0.0") -> None:
+    """Prometheus `/metrics` on its own port (never the client port); 0 leaves it off."""
+    if not port:
+        return
+    try:
+        start_http_server(port, addr=host)
+    except OSError as exc:
+        raise StartupError(f"IM_METRICS_PORT: {host}:{port}: {exc}") from exc
 
 
 def run_app(
@@ -61,7 +98,7 @@ def run_app(
         config = load(config_type, os.environ, vars(args))
     except ConfigError as error:
         sys.exit(f"{prog}: bad setting: {error}")
-    configure_logging(getattr(config, "log_level", "INFO"))
+    configure_logging(getattr(config, "log_level", "INFO"), getattr(config, "log_format", "text"))
 
     async def main() -> None:
         await app(config)

@@ -5,19 +5,36 @@ from __future__ import annotations
 import logging
 import socket
 from dataclasses import dataclass, field
-
-from prometheus_client import start_http_server
+from pathlib import Path
 
 from im import metrics
 from im.apps.connection_settings import ConnectionSettings
-from im.apps.entry import StartupError, connect, run_app, wait_for_signal
+from im.apps.entry import (
+    LOG_FORMAT,
+    LOG_LEVEL,
+    StartupError,
+    check_logging,
+    connect,
+    run_app,
+    serve_metrics,
+    wait_for_signal,
+)
+from im.apps.grpc_tls import GRPC_TLS_CA_FILE, GRPC_TLS_CERT_FILE, GRPC_TLS_KEY_FILE
 from im.backends.bus.rabbitmq import RabbitMqBus
+from im.backends.leases import ShardRoutes
 from im.backends.sessions.redis import RedisSessions
-from im.config import ConfigError, at_least, check_url, setting
+from im.config import ConfigError, at_least, both_or_neither, check_url, setting
+from im.contracts.envelopes import (
+    ENVELOPE_VERSION,
+    ENVELOPE_VERSIONS,
+    EVENTS_ENVELOPE_VERSION,
+    TYPING_ENVELOPE_VERSION,
+)
 from im.gateway.server import Gateway
 from im.protocol.errors import Unavailable
 from im.protocol.tokens import MIN_SECRET_BYTES, TokenCodec
 from im.rpc.client import GrpcLogicClient
+from im.rpc.tls import channel_credentials
 
 __all__ = ["GatewayConfig", "main", "run_gateway"]
 
@@ -26,9 +43,9 @@ log = logging.getLogger("im.gateway")
 
 @dataclass(frozen=True, slots=True, kw_only=True)
 class GatewayConfig(ConnectionSettings):
-    redis_url: str = field(metadata=setting("IM_REDIS_URL", "redis://host:port/db"))
-    rabbitmq_url: str = field(metadata=setting("IM_RABBITMQ_URL", "amqp://user:pass@host:port/vhost"))
-    jwt_secret: str = field(metadata=setting("IM_JWT_SECRET", "HS256 secret shared with logic"))
+    redis_url: str = field(metadata=setting("IM_REDIS_URL", "redis://host:port/db", secret=True))
+    rabbitmq_url: str = field(metadata=setting("IM_RABBITMQ_URL", "amqp://user:pass@host:port/vhost", secret=True))
+    jwt_secret: str = field(metadata=setting("IM_JWT_SECRET", "HS256 secret shared with logic", secret=True))
     logic_addr: str = field(metadata=setting("IM_LOGIC_ADDR", "logic's gRPC target, host:port"))
     host: str = field(default="0.0.0.0", metadata=setting("IM_HOST", "address for HTTP + WebSocket"))
     port: int = field(default=8080, metadata=setting("IM_PORT", "HTTP + WebSocket port"))
@@ -36,6 +53,13 @@ class GatewayConfig(ConnectionSettings):
     gateway_id: str = field(default_factory=socket.gethostname, metadata=setting(
         "IM_GATEWAY_ID", "unique per gateway; names its downlink queue (default: host name)"))
     shards: int = field(default=8, metadata=setting("IM_SHARDS", "uplink queues; same value as logic"))
+    amqp_heartbeat_seconds: int = field(default=3, metadata=setting(
+        "IM_AMQP_HEARTBEAT_SECONDS", "AMQP heartbeat timeout: how soon a silent broker connection counts as lost"))
+    bus_envelope_version: int = field(default=ENVELOPE_VERSION, metadata=setting(
+        "IM_BUS_ENVELOPE_VERSION", "uplink envelope version written: 1 while logic replicas older than "
+        "versioned envelopes still run (a rolling upgrade), 2 while ones that read sends only do (edit, recall "
+        "and read frames are refused with `unavailable` meanwhile), 3 while ones that cannot relay typing do (typing "
+        "frames are dropped meanwhile), else the newest"))
     uplink_linger_ms: float = field(default=8.0, metadata=setting(
         "IM_UPLINK_LINGER_MS", "how long a send waits for others to share its RabbitMQ message"))
     session_ttl_seconds: float = field(default=60.0, metadata=setting(
@@ -43,14 +67,26 @@ class GatewayConfig(ConnectionSettings):
     redis_key_prefix: str = field(default="im:", metadata=setting("IM_REDIS_PREFIX", "prefix of every Redis key"))
     logic_timeout_seconds: float = field(default=3.0, metadata=setting(
         "IM_LOGIC_TIMEOUT_SECONDS", "deadline of each gRPC call to logic, retries included"))
-    log_level: str = field(default="INFO", metadata=setting("IM_LOG_LEVEL", "DEBUG, INFO, WARNING"))
+    grpc_tls_cert_file: Path | None = field(default=None, metadata=GRPC_TLS_CERT_FILE)
+    grpc_tls_key_file: Path | None = field(default=None, metadata=GRPC_TLS_KEY_FILE)
+    grpc_tls_ca_file: Path | None = field(default=None, metadata=GRPC_TLS_CA_FILE)
+    log_level: str = field(default="INFO", metadata=LOG_LEVEL)
+    log_format: str = field(default="text", metadata=LOG_FORMAT)
 
     def __post_init__(self) -> None:
+        check_logging(self.log_level, self.log_format)
         ConnectionSettings.__post_init__(self)
         at_least("IM_SHARDS", self.shards, 1)
+        at_least("IM_AMQP_HEARTBEAT_SECONDS", self.amqp_heartbeat_seconds, 1)
+        if self.bus_envelope_version not in ENVELOPE_VERSIONS:
+            raise ConfigError(f"IM_BUS_ENVELOPE_VERSION: one of {ENVELOPE_VERSIONS}, got {self.bus_envelope_version}")
         at_least("IM_UPLINK_LINGER_MS", self.uplink_linger_ms, 0)
         at_least("IM_SESSION_TTL_SECONDS", self.session_ttl_seconds, 1)
         at_least("IM_LOGIC_TIMEOUT_SECONDS", self.logic_timeout_seconds, 0.1)
+        both_or_neither(
+            "IM_GRPC_TLS_CERT_FILE", self.grpc_tls_cert_file, "IM_GRPC_TLS_KEY_FILE", self.grpc_tls_key_file)
+        if self.grpc_tls_cert_file is not None and self.grpc_tls_ca_file is None:
+            raise ConfigError("IM_GRPC_TLS_CERT_FILE: a gateway shows it over TLS only: set IM_GRPC_TLS_CA_FILE too")
         check_url("IM_REDIS_URL", self.redis_url, ("redis", "rediss"))
         check_url("IM_RABBITMQ_URL", self.rabbitmq_url, ("amqp", "amqps"))
         if len(self.jwt_secret.encode()) < MIN_SECRET_BYTES:
@@ -64,12 +100,19 @@ class GatewayConfig(ConnectionSettings):
 
 async def run_gateway(config: GatewayConfig) -> None:
     metrics.export("gateway")
-    bus = RabbitMqBus(config.rabbitmq_url, gateway_id=config.gateway_id, shards=config.shards)
+    routes = ShardRoutes(config.redis_url, shards=config.shards, key_prefix=config.redis_key_prefix)
+    bus = RabbitMqBus(config.rabbitmq_url, gateway_id=config.gateway_id, shards=config.shards,
+                      heartbeat=config.amqp_heartbeat_seconds, envelope_version=config.bus_envelope_version,
+                      routes=routes.wanted)
     sessions = RedisSessions(config.redis_url, key_prefix=config.redis_key_prefix,
                              ttl_seconds=config.session_ttl_seconds)
     await connect("IM_RABBITMQ_URL", bus.start())
     await connect("IM_REDIS_URL", sessions.start())
-    logic = GrpcLogicClient(config.logic_addr, timeout=config.logic_timeout_seconds)
+    await routes.start()
+    credentials = None
+    if config.grpc_tls_ca_file is not None:
+        credentials = channel_credentials(config.grpc_tls_ca_file, config.grpc_tls_cert_file, config.grpc_tls_key_file)
+    logic = GrpcLogicClient(config.logic_addr, timeout=config.logic_timeout_seconds, credentials=credentials)
     tokens = TokenCodec(config.jwt_secret)
 
     async def ready() -> None:
@@ -84,21 +127,26 @@ async def run_gateway(config: GatewayConfig) -> None:
         settings=config.gateway_settings(
             gateway_id=config.gateway_id, session_refresh_seconds=config.session_ttl_seconds / 3,
             uplink_linger_seconds=config.uplink_linger_ms / 1000,
+            inbox_events=config.bus_envelope_version >= EVENTS_ENVELOPE_VERSION,
+            ephemeral_uplinks=config.bus_envelope_version >= TYPING_ENVELOPE_VERSION,
+            presence_recheck_seconds=config.session_ttl_seconds / 3,
         ),
     )
+    tls = config.tls_context()
     try:
-        await gateway.start(config.host, config.port)
+        await gateway.start(config.host, config.port, tls=tls)
     except OSError as exc:
         raise StartupError(f"IM_PORT: {exc}") from exc
-    if config.metrics_port:
-        start_http_server(config.metrics_port)
-    log.info("gateway %s on %s:%d, logic at %s", config.gateway_id, config.host, config.port, config.logic_addr)
+    serve_metrics(config.metrics_port)
+    log.info("gateway %s on %s://%s:%d, logic at %s", config.gateway_id, "https" if tls else "http",
+             config.host, config.port, config.logic_addr)
 
     await wait_for_signal()
     log.info("draining")
     await gateway.drain()
     await gateway.close()
     await bus.close()
+    await routes.close()
     await sessions.close()
     await logic.close()
     log.info("stopped")

@@ -5,6 +5,7 @@
     im-bench idle --connections 10000
     im-bench group --members 500 --messages 100 --rate 20
     im-bench ceilings --rabbitmq-url amqp://.../VHOST --mysql-url mysql://.../DB   (see im-bench ceilings -h)
+    im-bench read --readers 50 --rate 5000 --duration 10   (see im-bench read -h)
 """
 
 from __future__ import annotations
@@ -286,6 +287,11 @@ def main(argv: list[str] | None = None) -> None:
         from im.bench.ceilings import main as ceilings_main
 
         ceilings_main(argv[1:])
+        return
+    if argv[:1] == ["read"]:
+        from im.bench.reads import main as reads_main
+
+        reads_main(argv[1:])
         return
     args = build_parser().parse_args(argv)
     bench = Bench(args)

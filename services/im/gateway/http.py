@@ -1,55 +1,42 @@
-"""Just enough HTTP/1.1 for the gateway's JSON API, without I/O: request heads in, response bytes out."""
+"""HTTP requests and responses as the gateway's handlers see them, without I/O.
+
+A `Request` is built by the parser layer (`im.gateway.http11`) once its head is checked; a `Response`
+knows how to become bytes. Every error body a client gets is built by `error_response`.
+"""
 
 from __future__ import annotations
 
 from dataclasses import dataclass, field
 from http import HTTPStatus
 from typing import Any
-from urllib.parse import parse_qs, unquote, urlsplit
 
 import orjson
 
 from im.protocol.errors import BadRequest, ImError
 
-__all__ = ["HttpError", "Request", "Response", "json_response", "error_response", "parse_head"]
-
-MAX_HEAD_BYTES = 16 * 1024
-MAX_BODY_BYTES = 64 * 1024
-
-
-class HttpError(Exception):
-    """A request that cannot even be parsed; answered with `status` and the connection closed."""
-
-    def __init__(self, status: int, message: str) -> None:
-        super().__init__(message)
-        self.status = status
-        self.message = message
+__all__ = ["Request", "Response", "error_response", "json_response"]
 
 
 @dataclass(slots=True)
 class Request:
     method: str
-    target: str
     path: str
+    """The path as sent, still percent-encoded: routing splits it before decoding each segment."""
     query: dict[str, str]
+    """Decoded query parameters (the last value of a repeated name)."""
+    version: str
+    """`1.0` or `1.1`."""
     headers: dict[str, str]
-    head: bytes
+    """Lower-case names; repeated headers joined with `, ` (RFC 9110 5.3)."""
+    raw_headers: list[tuple[str, str]]
+    keep_alive: bool
+    client_address: str
+    """The peer's address, or the client `X-Forwarded-For` names when the peer is a trusted proxy."""
     body: bytes = b""
-
-    @property
-    def content_length(self) -> int:
-        value = self.headers.get("content-length", "0")
-        if not value.isdigit():
-            raise HttpError(400, "bad Content-Length")
-        return int(value)
-
-    @property
-    def keep_alive(self) -> bool:
-        return self.headers.get("connection", "").lower() != "close"
-
-    @property
-    def wants_websocket(self) -> bool:
-        return self.headers.get("upgrade", "").lower() == "websocket"
+    user_id: int | None = None
+    """Set once the caller is authenticated, for the access log."""
+    started: float = 0.0
+    """`time.monotonic()` when the head was complete, for the access log's duration."""
 
     def bearer_token(self) -> str | None:
         authorization = self.headers.get("authorization", "")
@@ -74,17 +61,18 @@ class Response:
     content_type: str = "application/json"
     headers: dict[str, str] = field(default_factory=dict)
 
-    def encode(self, *, keep_alive: bool) -> bytes:
-        reason = HTTPStatus(self.status).phrase
+    def encode(self, *, keep_alive: bool, head: bool = False) -> bytes:
+        """The response's bytes; for a HEAD request without the body but with its length."""
         lines = [
-            f"HTTP/1.1 {self.status} {reason}",
-            f"Content-Type: {self.content_type}",
+            f"HTTP/1.1 {self.status} {HTTPStatus(self.status).phrase}",
+            *([] if self.status == HTTPStatus.NO_CONTENT else [f"Content-Type: {self.content_type}"]),
             f"Content-Length: {len(self.body)}",
             "Connection: keep-alive" if keep_alive else "Connection: close",
             "Cache-Control: no-store",
             *(f"{name}: {value}" for name, value in self.headers.items()),
         ]
-        return ("\r\n".join(lines) + "\r\n\r\n").encode("latin-1") + self.body
+        head_bytes = ("\r\n".join(lines) + "\r\n\r\n").encode("latin-1")
+        return head_bytes if head else head_bytes + self.body
 
 
 def json_response(status: int, body: Any) -> Response:
@@ -92,27 +80,10 @@ def json_response(status: int, body: Any) -> Response:
 
 
 def error_response(error: ImError) -> Response:
-    return json_response(error.http_status, {"error": {"code": error.code, "message": error.message}})
-
-
-def parse_head(head: bytes) -> Request:
-    """Parse a request head (everything up to and including the blank line)."""
-    try:
-        text = head.decode("latin-1")
-        request_line, *header_lines = text.rstrip("\r\n").split("\r\n")
-        method, target, version = request_line.split(" ")
-    except ValueError:
-        raise HttpError(400, "malformed request line") from None
-    if not version.startswith("HTTP/1."):
-        raise HttpError(505, "only HTTP/1.x is served")
-    headers: dict[str, str] = {}
-    for line in header_lines:
-        name, sep, value = line.partition(":")
-        if not sep or not name or name != name.strip():
-            raise HttpError(400, "malformed header line")
-        headers[name.lower()] = value.strip()
-    if "transfer-encoding" in headers:
-        raise HttpError(411, "send a Content-Length, chunked bodies are not accepted")
-    parts = urlsplit(target)
-    query = {name: values[-1] for name, values in parse_qs(parts.query).items()}
-    return Request(method, target, unquote(parts.path), query, headers, head)
+    """The one place an error becomes the body a client reads: `{"error": {"code", "message",
+    "request_id"[, "retry_after"]}}` (`ImError.client_body`), with `Retry-After` when there is one."""
+    body = error.client_body()
+    response = json_response(error.http_status, {"error": body})
+    if "retry_after" in body:
+        response.headers["Retry-After"] = str(body["retry_after"])
+    return response

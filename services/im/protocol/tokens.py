@@ -1,10 +1,16 @@
-"""JWT bearer tokens: HS256, `exp` required, the algorithm pinned (so `none` is refused)."""
+"""JWT bearer tokens: HS256, `exp` required, the algorithm pinned (so `none` is refused).
+
+`sub` must be the user id in canonical decimal (`im.protocol.ids.parse_id`): one id has one spelling, so
+`"0"`, `"-1"`, `" 1 "` or `"01"` never name a user, even in a token signed with the right key. A refused
+token is answered with one of two fixed messages; what PyJWT found wrong stays out of it.
+"""
 
 from __future__ import annotations
 
 import jwt
 
 from im.protocol.errors import Unauthorized
+from im.protocol.ids import parse_id
 
 __all__ = ["MIN_SECRET_BYTES", "TokenCodec"]
 
@@ -32,8 +38,12 @@ class TokenCodec:
             claims = jwt.decode(
                 token, self._secret, algorithms=[self._algorithm], options={"require": ["exp", "sub"]}
             )
-            return int(claims["sub"]), int(claims["exp"])
         except jwt.ExpiredSignatureError:
             raise Unauthorized("token expired") from None
-        except (jwt.InvalidTokenError, ValueError) as exc:
-            raise Unauthorized(f"invalid token: {exc}") from None
+        except jwt.InvalidTokenError:
+            raise Unauthorized("invalid token") from None
+        sub, exp = claims["sub"], claims["exp"]
+        user_id = parse_id(sub) if isinstance(sub, str) else None
+        if user_id is None or type(exp) not in (int, float):
+            raise Unauthorized("invalid token")
+        return user_id, int(exp)

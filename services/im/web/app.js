@@ -1,24 +1,31 @@
-// imcluster browser client: plain ES module, no build step, talks the protocol of docs/protocol.md.
+// imcluster browser client: plain ES module, no build step of its own. The protocol (send, ack, sync,
+// reconnect, resend, edit, recall, read) is the SDK's (sdk.js, the build of sdk/js); this file is the
+// chat around it.
 //
-// Delivery model: every message I send or receive has a number `seq` in my own gapless inbox. The
-// client remembers (per login, in localStorage) the highest seq below which it has seen everything,
-// and after a reload or reconnect asks the server for everything after it with `sync`. Messages it
-// sends stay "pending" (also in localStorage) until their `ack`, and are resent with the same `cid`
-// after a reconnect; the server recognises a resent cid and stores it once.
+// Delivery model: every message I send or receive, and every event about one (an edit, a recall, a
+// read, a group change), has a number `seq` in my own gapless inbox. The SDK remembers (per login, in
+// localStorage, in one write with the cached messages) the highest seq below which everything was
+// handed over, and after a reload or reconnect asks for everything after it. Messages I send stay in
+// its outbox (also in localStorage) until their `ack`, and are resent with the same `cid`.
+//
+// What the server knows better (unread counts, read pointers, the conversation list) is fetched over
+// HTTP after every sync and kept up to date from the events in between. User text only ever reaches
+// the page as textContent.
+//
+// Typing and presence are ephemeral: no seq, never stored. "typing…" shows for a few seconds after each
+// typing frame; the peers of my private chats are watched for presence (the SDK watches them again after
+// every reconnect), and what is known of them is forgotten while disconnected.
+
+import { ChatClient, HttpApi } from './sdk.js';
 
 const SYNC_PAGE = 200;
-const PING_EVERY_MS = 25_000;
-const DEAD_AFTER_MS = 2 * PING_EVERY_MS + 10_000; // no frame at all for this long: the socket is gone
-const BACKOFF_FIRST_MS = 500;
-const BACKOFF_MAX_MS = 30_000;
-const RETRY_TEMPORARY_MS = 3_000; // after `rate_limited` / `unavailable` for one of my messages
 const CACHED_MESSAGES = 2_000; // per login, newest kept
-const STABLE_AFTER_MS = 5_000; // a connection open this long resets the backoff
-const MAX_TRANSMITS = 5; // a message sent this often without any answer is given up (user can retry)
+const CONVERSATION_PAGES = 10; // of 100: the most recent 1000 conversations
+const HISTORY_PAGE = 50; // messages fetched when a conversation is opened
 const NOTICE_MS = { error: 10_000, info: 5_000 };
-const TEMPORARY_CODES = new Set(['rate_limited', 'unavailable']);
-const TOKEN_EXPIRED_CLOSE = 4001;
-const MESSAGE_TOO_BIG_CLOSE = 1009;
+// A typist's frames come at most every IM_TYPING_INTERVAL_SECONDS (3 s by default): shown a little longer.
+const TYPING_SHOWN_MS = 5_000;
+const WATCHED_PEERS = 500; // the most a presence watch may name
 
 const AUTH_KEY = 'im.auth';
 const inboxKey = (uid) => `im.inbox.${uid}`;
@@ -26,29 +33,26 @@ const pendingKey = (uid) => `im.pending.${uid}`;
 
 const $ = (id) => document.getElementById(id);
 
+const http = new HttpApi(location.origin);
+
 const state = {
   auth: null, // {token, userId, expiresAt, email}
-  messages: new Map(), // message id -> {id, seq, from, to, group, content, cid, ts}
-  mark: 0, // every seq <= mark has been seen
-  seenAbove: new Set(), // seqs > mark seen so far (closing a gap advances mark)
-  pending: new Map(), // cid -> {cid, to, group, content, createdAt, status: 'pending'|'failed', error}
-  groups: new Map(), // group id -> {group_id, name, owner}
-  current: null, // {kind: 'user'|'group', id}
-  unread: new Map(), // conversation key -> count
-};
-
-const conn = {
-  ws: null,
-  attempt: 0,
-  serverDelayMs: null, // from a `reconnect` frame: wins over the backoff once
-  reconnectTimer: null,
-  pingTimer: null,
-  retryTimer: null,
-  stableTimer: null,
-  inFlight: new Map(), // cid -> frame length, sent on this socket and not answered yet
-  lastFrameAt: 0,
-  syncing: false,
-  syncCursor: 0,
+  client: null, // the SDK's ChatClient for this login
+  me: null, // {user_id, email, nickname}
+  nicknames: new Map(), // user id -> nickname
+  messages: new Map(), // message id -> {id, seq, from, to, group, content, cid, ts, edited, recalled}
+  groups: new Map(), // group id -> {group_id, name, owner}: the groups I am in
+  groupsLoaded: false, // until then a group missing from `groups` may be one I am in
+  formerNames: new Map(), // group id -> its name when I left it (this page only: it is members' business)
+  conversations: new Map(), // conversation key -> {unread, readUpTo, peerReadUpTo, updatedTs}
+  members: new Map(), // group id -> member ids, for the group open
+  blocked: new Set(), // user ids I block
+  current: null, // conversation key: 'u:<user id>' or 'g:<group id>'
+  editing: null, // the message (of mine) the compose box edits, or null
+  readSent: new Map(), // conversation key -> the highest up_to this page sent
+  typing: new Map(), // conversation key -> Map(user id -> until when it shows, unix ms)
+  presence: new Map(), // user id -> {online, lastSeen}: the peers watched, while connected
+  watched: '', // the ids last given to watchPresence, sorted and joined
 };
 
 // ---------------------------------------------------------------- storage
@@ -71,451 +75,483 @@ function store(key, value) {
   }
 }
 
-let saveTimer = null;
-function scheduleSave() {
-  if (saveTimer === null) saveTimer = setTimeout(saveNow, 100);
-}
-
-function saveNow() {
-  clearTimeout(saveTimer);
-  saveTimer = null;
-  if (!state.auth) return;
-  const uid = state.auth.userId;
-  const newest = [...state.messages.values()].sort(bySeq).slice(-CACHED_MESSAGES);
-  // Cache and mark go in one write so they can never disagree.
-  store(inboxKey(uid), { mark: state.mark, messages: newest });
-  store(pendingKey(uid), [...state.pending.values()]);
-}
-
-function restoreLogin() {
-  const uid = state.auth.userId;
-  const inbox = load(inboxKey(uid));
-  state.messages.clear();
-  state.seenAbove.clear();
-  state.mark = 0;
-  if (inbox && Number.isInteger(inbox.mark)) {
-    state.mark = inbox.mark;
-    for (const m of inbox.messages || []) state.messages.set(m.id, m);
+/** The SDK's state store: its position and the cached messages go in one write, so they never disagree. */
+class BrowserStore {
+  constructor(uid) {
+    this.uid = uid;
   }
-  state.pending.clear();
-  for (const p of load(pendingKey(uid)) || []) state.pending.set(p.cid, p);
-}
 
-// ---------------------------------------------------------------- HTTP
+  load() {
+    const inbox = load(inboxKey(this.uid));
+    state.messages.clear();
+    for (const m of inbox?.messages || []) state.messages.set(m.id, m);
+    const pending = (load(pendingKey(this.uid)) || []).map((p) => ({ unanswered: p.transmits ?? 0, ...p }));
+    if (!inbox || !Number.isInteger(inbox.mark)) return { mark: 0, above: [], pending };
+    return { mark: inbox.mark, above: inbox.above || [], pending };
+  }
 
-class ApiError extends Error {
-  constructor(status, code, message) {
-    super(message);
-    this.status = status;
-    this.code = code;
+  save(sdkState) {
+    const newest = [...state.messages.values()].sort(bySeq).slice(-CACHED_MESSAGES);
+    store(inboxKey(this.uid), { mark: sdkState.mark, above: sdkState.above, messages: newest });
+    store(pendingKey(this.uid), sdkState.pending);
   }
 }
 
-async function api(method, path, body) {
-  const headers = { Accept: 'application/json' };
-  if (body !== undefined) headers['Content-Type'] = 'application/json';
-  if (state.auth) headers.Authorization = `Bearer ${state.auth.token}`;
-  let response;
-  try {
-    response = await fetch(path, {
-      method,
-      headers,
-      body: body === undefined ? undefined : JSON.stringify(body),
-    });
-  } catch {
-    throw new ApiError(0, 'unavailable', 'The server cannot be reached.');
-  }
-  let data = null;
-  const text = await response.text();
-  if (text) {
-    try {
-      data = JSON.parse(text);
-    } catch {
-      data = null;
-    }
-  }
-  if (!response.ok) {
-    const error = (data && data.error) || {};
-    throw new ApiError(response.status, error.code || `http_${response.status}`,
-      error.message || `${response.status} ${response.statusText}`);
-  }
-  return data || {};
-}
-
-// ---------------------------------------------------------------- messages and sequence numbers
+// ---------------------------------------------------------------- conversations
 
 function bySeq(a, b) {
   return (a.seq ?? Infinity) - (b.seq ?? Infinity) || a.ts - b.ts || a.id - b.id;
 }
 
+const isSet = (value) => value !== null && value !== undefined;
+
+/** The key of the conversation a message or an event belongs to, named from my side. */
 function conversationOf(m) {
-  if (m.group !== null && m.group !== undefined) return `g:${m.group}`;
+  if (isSet(m.group)) return `g:${m.group}`;
   const other = m.from === state.auth.userId ? m.to : m.from;
   return `u:${other}`;
 }
 
 function pendingConversation(p) {
-  return p.group !== null && p.group !== undefined ? `g:${p.group}` : `u:${p.to}`;
+  return isSet(p.group) ? `g:${p.group}` : `u:${p.to}`;
 }
 
-function currentKey() {
-  if (!state.current) return null;
-  return `${state.current.kind === 'group' ? 'g' : 'u'}:${state.current.id}`;
+function parseKey(key) {
+  const [kind, raw] = key.split(':');
+  return { isGroup: kind === 'g', id: Number(raw) };
 }
 
-function noteSeq(seq) {
-  if (!Number.isInteger(seq) || seq <= state.mark) return;
-  state.seenAbove.add(seq);
-  while (state.seenAbove.delete(state.mark + 1)) state.mark += 1;
-}
-
-/** Take one message from a `msg` frame, a `sync` page or an `ack`; returns true when it is new. */
-function ingest(frame) {
-  const m = {
-    id: frame.id,
-    seq: frame.seq,
-    from: frame.from,
-    to: frame.to ?? null,
-    group: frame.group ?? null,
-    content: frame.content,
-    cid: frame.cid ?? null,
-    ts: frame.ts,
-  };
-  noteSeq(m.seq);
-  if (m.from === state.auth.userId && m.cid && state.pending.has(m.cid)) {
-    state.pending.delete(m.cid); // its ack was lost with the connection; the server has it
+function conversation(key) {
+  let c = state.conversations.get(key);
+  if (!c) {
+    c = { unread: 0, readUpTo: null, peerReadUpTo: null, updatedTs: 0 };
+    state.conversations.set(key, c);
   }
-  if (state.messages.has(m.id)) return false;
+  return c;
+}
+
+function touch(key, ts) {
+  const c = conversation(key);
+  c.updatedTs = Math.max(c.updatedTs, ts || 0);
+}
+
+function messagesOf(key) {
+  return [...state.messages.values()].filter((m) => conversationOf(m) === key).sort(bySeq);
+}
+
+/** Messages from others after my read pointer, as far as this page holds them. */
+function countUnread(key) {
+  const upTo = conversation(key).readUpTo ?? 0;
+  return messagesOf(key).filter((m) => m.from !== state.auth.userId && m.id > upTo).length;
+}
+
+function outbox() {
+  return state.client ? state.client.outbox() : [];
+}
+
+/** Keep one message of my inbox (a push, a sync page, a history page); true when it is new here. */
+function ingest(message) {
+  const m = {
+    id: message.id,
+    seq: message.seq,
+    from: message.from,
+    to: message.to ?? null,
+    group: message.group ?? null,
+    content: message.content,
+    cid: message.cid ?? null,
+    ts: message.ts,
+    edited: isSet(message.edited_ts),
+    recalled: message.recalled === true,
+  };
+  const known = state.messages.get(m.id);
+  if (known) {
+    if (m.recalled || m.edited) Object.assign(known, { content: m.content, edited: m.edited, recalled: m.recalled });
+    return false;
+  }
   state.messages.set(m.id, m);
-  if (m.group !== null && !state.groups.has(m.group)) refreshGroups();
+  const key = conversationOf(m);
+  touch(key, m.ts);
+  wantNickname(m.from);
+  if (!key.startsWith('g:')) wantNickname(parseKey(key).id);
   return true;
 }
 
-function newCid() {
-  const bytes = new Uint8Array(16);
-  crypto.getRandomValues(bytes); // crypto.randomUUID needs a secure context; this does not
-  return Array.from(bytes, (b) => b.toString(16).padStart(2, '0')).join('');
+// ---------------------------------------------------------------- nicknames
+
+const wanted = new Set();
+
+function wantNickname(id) {
+  if (!isSet(id) || state.nicknames.has(id) || wanted.has(id)) return;
+  wanted.add(id);
+  if (wanted.size === 1) setTimeout(fetchNicknames, 0); // one request per burst
 }
 
-function sendMessage(target, content) {
-  const p = {
-    cid: newCid(),
-    to: target.kind === 'user' ? target.id : null,
-    group: target.kind === 'group' ? target.id : null,
-    content,
-    createdAt: Date.now(),
-    status: 'pending',
-    error: null,
-  };
-  state.pending.set(p.cid, p);
-  saveNow();
-  if (canSend()) transmit(p);
-  render();
-}
-
-function canSend() {
-  return conn.ws !== null && conn.ws.readyState === WebSocket.OPEN && !conn.syncing;
-}
-
-function transmit(p) {
-  p.transmits = (p.transmits || 0) + 1;
-  if (p.transmits > MAX_TRANSMITS) {
-    fail(p, 'unavailable', 'the server never answered; try again');
-    return;
-  }
-  const frame = { type: 'send', cid: p.cid, content: p.content };
-  if (p.group !== null) frame.group = p.group;
-  else frame.to = p.to;
-  const text = JSON.stringify(frame);
-  conn.inFlight.set(p.cid, text.length);
-  conn.ws.send(text);
-}
-
-function fail(p, code, message) {
-  p.status = 'failed';
-  p.error = `${code}: ${message}`;
-  conn.inFlight.delete(p.cid);
-  scheduleSave();
-  render();
-}
-
-function flushPending() {
-  if (!canSend()) return;
-  const waiting = [...state.pending.values()].filter((p) => p.status === 'pending' && !conn.inFlight.has(p.cid));
-  waiting.sort((a, b) => a.createdAt - b.createdAt);
-  for (const p of waiting) transmit(p);
-}
-
-// ---------------------------------------------------------------- WebSocket
-
-function connect() {
-  clearTimeout(conn.reconnectTimer);
-  conn.reconnectTimer = null;
-  if (!state.auth || conn.ws) return;
-  // An expired token is found out by the server (the handshake fails), not by this machine's clock.
-  setStatus('connecting');
-  const scheme = location.protocol === 'https:' ? 'wss' : 'ws';
-  const sock = new WebSocket(`${scheme}://${location.host}/ws?token=${encodeURIComponent(state.auth.token)}`);
-  let opened = false;
-  conn.ws = sock;
-
-  sock.addEventListener('open', () => {
-    if (conn.ws !== sock) return;
-    opened = true;
-    conn.stableTimer = setTimeout(() => { conn.attempt = 0; }, STABLE_AFTER_MS);
-    conn.lastFrameAt = Date.now();
-    setStatus('online');
-    conn.pingTimer = setInterval(() => heartbeat(sock), PING_EVERY_MS);
-    startSync();
-    refreshGroups();
-  });
-
-  sock.addEventListener('message', (event) => {
-    if (conn.ws !== sock) return;
-    conn.lastFrameAt = Date.now();
-    let frame;
-    try {
-      frame = JSON.parse(event.data);
-    } catch {
-      notify('bad_frame', 'The server sent something that is not JSON.');
-      return;
-    }
-    handleFrame(frame);
-  });
-
-  sock.addEventListener('close', (event) => {
-    if (conn.ws !== sock) return;
-    const unanswered = new Map(conn.inFlight);
-    console.info('connection closed', event.code, event.reason);
-    detach();
-    if (!state.auth) return;
-    if (event.code === TOKEN_EXPIRED_CLOSE) {
-      logout('Your session has expired. Please log in again.');
-      return;
-    }
-    if (!opened) {
-      checkTokenThenReconnect();
-      return;
-    }
-    if (event.code === MESSAGE_TOO_BIG_CLOSE) blameLargest(unanswered, event.reason);
-    if (event.code !== 1000 && event.code !== 1001 && event.code !== 1006 && event.reason) {
-      notify(`closed_${event.code}`, `Connection closed: ${event.reason}`);
-    }
-    scheduleReconnect();
-  });
-}
-
-/** The server dropped us for an oversized frame: the largest unanswered message must not be resent. */
-function blameLargest(unanswered, reason) {
-  let largest = null;
-  for (const [cid, size] of unanswered) {
-    if (state.pending.has(cid) && (largest === null || size > unanswered.get(largest))) largest = cid;
-  }
-  if (largest !== null) fail(state.pending.get(largest), 'too_large', reason || 'the message is too large');
-}
-
-function detach() {
-  const sock = conn.ws;
-  conn.ws = null;
-  conn.syncing = false;
-  conn.inFlight.clear();
-  clearTimeout(conn.stableTimer);
-  clearInterval(conn.pingTimer);
-  conn.pingTimer = null;
-  setStatus('offline');
-  if (sock && sock.readyState <= WebSocket.OPEN) {
-    try {
-      sock.close();
-    } catch {
-      /* already closing */
-    }
-  }
-}
-
-function heartbeat(sock) {
-  if (conn.ws !== sock) return;
-  if (Date.now() - conn.lastFrameAt > DEAD_AFTER_MS) {
-    detach(); // a half-open TCP connection never fires `close` by itself
-    scheduleReconnect();
-    return;
-  }
-  sock.send(JSON.stringify({ type: 'ping' }));
-}
-
-function scheduleReconnect() {
-  if (!state.auth || conn.ws || conn.reconnectTimer) return;
-  let delay;
-  if (conn.serverDelayMs !== null) {
-    delay = conn.serverDelayMs;
-    conn.serverDelayMs = null;
-  } else {
-    const ceiling = Math.min(BACKOFF_MAX_MS, BACKOFF_FIRST_MS * 2 ** conn.attempt);
-    delay = ceiling / 2 + Math.random() * (ceiling / 2); // jitter spreads a herd of clients out
-  }
-  conn.attempt += 1;
-  setStatus('offline', `reconnecting in ${Math.ceil(delay / 1000)} s`);
-  conn.reconnectTimer = setTimeout(connect, delay);
-}
-
-/** The handshake failed: find out whether the token is the reason before retrying. */
-async function checkTokenThenReconnect() {
-  const token = state.auth.token;
+async function fetchNicknames() {
+  const token = state.auth?.token;
+  const ids = [...wanted].slice(0, 200);
+  if (!token || !ids.length) return;
   try {
-    await api('GET', '/api/v1/groups');
+    for (const profile of await http.users(token, ids)) state.nicknames.set(profile.user_id, profile.nickname);
   } catch (err) {
-    if (state.auth?.token !== token) return;
-    if (err.status === 401) {
-      logout('Your session is no longer valid. Please log in again.');
-      return;
-    }
+    console.warn('nicknames not loaded', err);
   }
-  scheduleReconnect();
-}
-
-function startSync() {
-  conn.syncing = true;
-  conn.syncCursor = state.mark;
-  conn.ws.send(JSON.stringify({ type: 'sync', after: conn.syncCursor, limit: SYNC_PAGE }));
-}
-
-function handleFrame(frame) {
-  switch (frame.type) {
-    case 'msg': {
-      if (ingest(frame)) {
-        const key = conversationOf(frame);
-        if (key !== currentKey()) state.unread.set(key, (state.unread.get(key) || 0) + 1);
-      }
-      break;
-    }
-    case 'ack': {
-      const p = state.pending.get(frame.cid);
-      conn.inFlight.delete(frame.cid);
-      if (p) {
-        state.pending.delete(frame.cid);
-        ingest({ ...frame, from: state.auth.userId, to: p.to, group: p.group, content: p.content });
-      } else {
-        noteSeq(frame.seq);
-      }
-      break;
-    }
-    case 'sync': {
-      const page = Array.isArray(frame.messages) ? frame.messages : [];
-      const before = conn.syncCursor;
-      for (const m of page) {
-        ingest(m);
-        if (m.seq > conn.syncCursor) conn.syncCursor = m.seq;
-      }
-      if (frame.more && conn.syncCursor > before) {
-        conn.ws.send(JSON.stringify({ type: 'sync', after: conn.syncCursor, limit: SYNC_PAGE }));
-      } else {
-        // The server has told us everything up to the cursor, gaps included.
-        for (let s = state.mark + 1; s <= conn.syncCursor; s += 1) noteSeq(s);
-        conn.syncing = false;
-        flushPending();
-      }
-      break;
-    }
-    case 'error':
-      handleError(frame);
-      break;
-    case 'reconnect':
-      conn.serverDelayMs = Math.max(0, Number(frame.after_ms) || 0);
-      setStatus('connecting', 'server is restarting');
-      break;
-    case 'pong':
-      break;
-    default:
-      console.debug('ignored frame', frame);
-  }
-  scheduleSave();
+  for (const id of ids) wanted.delete(id);
+  if (wanted.size) setTimeout(fetchNicknames, 0);
   render();
 }
 
-function handleError(frame) {
-  const p = frame.cid ? state.pending.get(frame.cid) : null;
-  notify(frame.code, frame.message || frame.code);
-  if (!p) return;
-  conn.inFlight.delete(p.cid);
-  if (TEMPORARY_CODES.has(frame.code)) {
-    clearTimeout(conn.retryTimer);
-    conn.retryTimer = setTimeout(flushPending, RETRY_TEMPORARY_MS);
-    return;
-  }
-  fail(p, frame.code, frame.message || '');
+function nickname(id) {
+  if (id === state.auth.userId && state.me) return state.me.nickname;
+  return state.nicknames.get(id) ?? `user ${id}`;
 }
 
-// ---------------------------------------------------------------- groups
+function userLabel(id) {
+  return id === state.auth.userId ? 'You' : nickname(id);
+}
 
-async function refreshGroups() {
-  if (!state.auth) return;
-  const token = state.auth.token;
+function conversationTitle(key) {
+  const { isGroup, id } = parseKey(key);
+  if (isGroup) {
+    const g = state.groups.get(id);
+    if (g) return `# ${g.name}`;
+    const name = state.formerNames.get(id) ?? `group ${id}`;
+    return state.groupsLoaded ? `# ${name} (left)` : `# ${name}`;
+  }
+  return id === state.auth.userId ? 'Notes to self' : nickname(id);
+}
+
+// ---------------------------------------------------------------- what the server knows
+
+/** My profile, my blocks, my groups and my conversations with their unread counts and read pointers. */
+async function refreshAccount() {
+  const token = state.auth?.token;
+  if (!token) return;
   try {
-    const data = await api('GET', '/api/v1/groups');
+    const [me, blocked, groups] = await Promise.all([http.me(token), http.blocked(token), http.groups(token)]);
     if (state.auth?.token !== token) return; // logged out meanwhile
-    state.groups.clear();
-    for (const g of data.groups || []) state.groups.set(g.group_id, g);
+    state.me = me;
+    state.blocked = new Set(blocked);
+    state.groups = new Map(groups.map((g) => [g.group_id, g]));
+    state.groupsLoaded = true;
+    await refreshConversations(token);
+  } catch (err) {
+    if (err.status === 401 && state.auth?.token === token) logout('Your session is no longer valid. Please log in again.');
+  }
+  render();
+}
+
+async function refreshConversations(token) {
+  let cursor;
+  for (let page = 0; page < CONVERSATION_PAGES; page += 1) {
+    const { conversations, next } = await http.conversations(token, { limit: 100, cursor });
+    if (state.auth?.token !== token) return;
+    for (const c of conversations) merge(c);
+    if (next === null) return;
+    cursor = next;
+  }
+}
+
+/** One conversation as the server saw it, merged with what arrived since: pointers only move forward. */
+function merge(c) {
+  const key = isSet(c.group) ? `g:${c.group}` : `u:${c.peer}`;
+  if (c.last) ingest(c.last);
+  touch(key, c.updated_ts);
+  const mine = conversation(key);
+  const serverRead = c.read_up_to ?? 0;
+  mine.readUpTo = Math.max(mine.readUpTo ?? 0, serverRead) || null;
+  if ((mine.readUpTo ?? 0) > serverRead) {
+    mine.unread = countUnread(key); // I read more since
+  } else {
+    const since = messagesOf(key).filter((m) => m.seq > (c.last?.seq ?? 0) && m.from !== state.auth.userId);
+    mine.unread = c.unread + since.length;
+  }
+  if (isSet(c.peer)) {
+    wantNickname(c.peer);
+    const peerRead = c.peer_read_up_to ?? null; // null: no read yet, or I block the peer
+    if (peerRead !== null) mine.peerReadUpTo = Math.max(mine.peerReadUpTo ?? 0, peerRead);
+    else if (state.blocked.has(c.peer)) mine.peerReadUpTo = null;
+  }
+}
+
+async function loadHistory(key) {
+  const { isGroup, id } = parseKey(key);
+  try {
+    const page = await http.conversationMessages(state.auth.token, isGroup ? { group: id } : { peer: id },
+      { limit: HISTORY_PAGE });
+    for (const m of page.messages) ingest(m);
     render();
   } catch (err) {
-    if (err.status === 401 && state.auth?.token === token) {
-      logout('Your session is no longer valid. Please log in again.');
-    }
+    if (err.status !== 403 && err.status !== 404) console.warn('history not loaded', err);
   }
 }
 
 async function loadMembers(groupId) {
-  const out = $('group-members');
-  out.hidden = true;
   try {
-    const data = await api('GET', `/api/v1/groups/${groupId}/members`);
-    const raw = Array.isArray(data) ? data : data.members || [];
-    const ids = raw.map((m) => (typeof m === 'object' ? m.user_id ?? m.id : m));
-    if (state.current?.kind !== 'group' || state.current.id !== groupId) return;
-    out.textContent = `Members: ${ids.join(', ')}`;
-    out.hidden = false;
+    const ids = await http.members(state.auth.token, groupId);
+    state.members.set(groupId, ids);
+    for (const id of ids) wantNickname(id);
   } catch {
-    /* optional detail: the chat works without it */
+    state.members.delete(groupId); // not a member (any more)
   }
+  render();
+}
+
+// ---------------------------------------------------------------- the SDK's events
+
+function onClientEvent(event) {
+  switch (event.kind) {
+    case 'connecting':
+      setStatus('connecting');
+      break;
+    case 'connected':
+      setStatus('online');
+      state.readSent.clear(); // a read sent on the last connection may not have arrived
+      break;
+    case 'synced':
+      refreshAccount();
+      break;
+    case 'disconnected':
+      state.presence.clear(); // not known until the next snapshot
+      setStatus('offline', `reconnecting in ${Math.ceil(event.retryInMs / 1000)} s`);
+      if (event.code !== null && ![1000, 1001, 1006].includes(event.code) && event.reason) {
+        notify(`closed_${event.code}`, `Connection closed: ${event.reason}`);
+      }
+      break;
+    case 'reconnectRequested':
+      setStatus('connecting', 'server is restarting');
+      break;
+    case 'message':
+      onMessage(event.message, event.source);
+      break;
+    case 'event':
+      onInboxEvent(event.event);
+      break;
+    case 'typing':
+      onTyping(event.from, 'group' in event.conversation ? `g:${event.conversation.group}` : `u:${event.conversation.peer}`);
+      break;
+    case 'presence':
+      onPresence(event.users);
+      break;
+    case 'error':
+      notify(event.code, event.message || event.code);
+      break;
+    case 'sessionEnded':
+      logout('Your session is no longer valid. Please log in again.');
+      return;
+    default:
+      break; // kinds this page does not know ('inbox', 'frame', and any newer): ignored
+  }
+  render();
+}
+
+function onMessage(message, source) {
+  if (source === 'push') state.typing.get(conversationOf(message))?.delete(message.from); // typed it
+  if (!ingest(message) || source !== 'push' || message.from === state.auth.userId) return;
+  const key = conversationOf(message);
+  if (message.id > (conversation(key).readUpTo ?? 0)) conversation(key).unread += 1;
+  if (isSet(message.group) && !state.groups.has(message.group)) refreshAccount();
+}
+
+function onInboxEvent(e) {
+  const m = isSet(e.id) ? state.messages.get(e.id) : undefined;
+  switch (e.type) {
+    case 'edit':
+      if (m) Object.assign(m, { content: e.content, edited: true });
+      break;
+    case 'recall':
+      if (m) Object.assign(m, { content: '', recalled: true });
+      break;
+    case 'read': {
+      const key = isSet(e.group) ? `g:${e.group}` : `u:${e.peer}`;
+      const c = conversation(key);
+      if (e.by === state.auth.userId) {
+        c.readUpTo = Math.max(c.readUpTo ?? 0, e.up_to);
+        c.unread = countUnread(key);
+      } else if (!isSet(e.group)) {
+        c.peerReadUpTo = Math.max(c.peerReadUpTo ?? 0, e.up_to);
+      }
+      break;
+    }
+    case 'member':
+      onMemberEvent(e);
+      break;
+    case 'group': {
+      const g = state.groups.get(e.group);
+      if (g) Object.assign(g, { name: e.name, owner: e.owner });
+      touch(`g:${e.group}`, e.ts);
+      break;
+    }
+    default:
+      break;
+  }
+}
+
+function onTyping(from, key) {
+  if (!state.typing.has(key)) state.typing.set(key, new Map());
+  state.typing.get(key).set(from, Date.now() + TYPING_SHOWN_MS);
+  wantNickname(from);
+  setTimeout(render, TYPING_SHOWN_MS + 50); // to take it away
+}
+
+function onPresence(users) {
+  for (const p of users) {
+    state.presence.set(p.user_id, { online: p.online, lastSeen: p.last_seen });
+    if (!p.online) for (const typing of state.typing.values()) typing.delete(p.user_id); // gone mid-word
+  }
+}
+
+/** Who is typing in a conversation now. */
+function typists(key) {
+  const until = state.typing.get(key);
+  if (!until) return [];
+  const now = Date.now();
+  for (const [id, end] of until) if (end <= now) until.delete(id);
+  return [...until.keys()];
+}
+
+function typingText(key) {
+  const ids = typists(key);
+  if (!ids.length) return '';
+  if (!parseKey(key).isGroup) return 'typing…';
+  const names = ids.map(nickname);
+  if (names.length === 1) return `${names[0]} is typing…`;
+  return names.length === 2 ? `${names[0]} and ${names[1]} are typing…` : `${names.length} people are typing…`;
+}
+
+/** Watch the peers of my private chats, the most recent first, as many as one watch takes. */
+function watchPeers(keys) {
+  const peers = keys.map(parseKey).filter((k) => !k.isGroup && k.id !== state.auth.userId).map((k) => k.id)
+    .slice(0, WATCHED_PEERS);
+  const watched = [...peers].sort((a, b) => a - b).join(',');
+  if (!state.client || watched === state.watched) return;
+  state.watched = watched;
+  state.client.watchPresence(peers);
+}
+
+function lastSeenText(p) {
+  if (p.online) return 'online';
+  return p.lastSeen === null ? 'offline' : `last seen ${formatTime(p.lastSeen)}`;
+}
+
+function onMemberEvent(e) {
+  touch(`g:${e.group}`, e.ts);
+  wantNickname(e.user);
+  if (e.user === state.auth.userId && e.action !== 'joined') {
+    forgetGroup(e.group);
+    const name = state.formerNames.get(e.group) ?? `group ${e.group}`;
+    if (e.action === 'removed') notify('removed', `${nickname(e.by)} removed you from # ${name}.`, 'info');
+    return;
+  }
+  if (!state.groups.has(e.group)) refreshAccount(); // I joined it
+  if (state.current === `g:${e.group}`) loadMembers(e.group);
+}
+
+function forgetGroup(groupId) {
+  const g = state.groups.get(groupId);
+  if (g) state.formerNames.set(groupId, g.name);
+  state.groups.delete(groupId);
+  state.members.delete(groupId);
+}
+
+// ---------------------------------------------------------------- actions
+
+/** Tell the open conversation I am typing (the SDK sends at most one frame per interval). */
+function sendTyping(key) {
+  const { isGroup, id } = parseKey(key);
+  if (isGroup || id !== state.auth.userId) state.client?.typing(isGroup ? { group: id } : { to: id });
+}
+
+function sendMessage(key, content) {
+  const { isGroup, id } = parseKey(key);
+  state.client.send(content, isGroup ? { group: id } : { to: id });
+  render();
+}
+
+async function saveEdit(message, content) {
+  try {
+    await state.client.edit(message, content);
+  } catch {
+    /* the SDK's error event shows the refusal */
+  }
+  render();
+}
+
+async function recall(message) {
+  try {
+    await state.client.recall(message);
+  } catch {
+    /* shown by the error event */
+  }
+  render();
+}
+
+/** Tell the server I have read the open conversation up to its last message from someone else. */
+function markRead(key) {
+  if (document.visibilityState !== 'visible' || !state.client?.connected) return;
+  const theirs = messagesOf(key).filter((m) => m.from !== state.auth.userId);
+  const last = theirs[theirs.length - 1];
+  if (!last || last.id <= (conversation(key).readUpTo ?? 0) || last.id <= (state.readSent.get(key) ?? 0)) return;
+  const { isGroup, id } = parseKey(key);
+  if (state.client.read(isGroup ? { group: id } : { peer: id }, last.id)) state.readSent.set(key, last.id);
+}
+
+/** A user id typed as such, or the user with that email address (an ApiError 404 if none). */
+async function findUser(address) {
+  const text = address.trim();
+  if (/^\d+$/.test(text)) return Number(text);
+  const profile = await http.lookup(state.auth.token, text);
+  state.nicknames.set(profile.user_id, profile.nickname);
+  return profile.user_id;
+}
+
+/** Run a call for a form: its controls disabled meanwhile, a failure shown as a notice. */
+async function withForm(form, what, call) {
+  busy(form, true);
+  try {
+    await call();
+    form.reset();
+  } catch (err) {
+    notify(err.code || 'error', `${what}: ${err.message}`);
+  } finally {
+    busy(form, false);
+    render();
+  }
+}
+
+function busy(form, on) {
+  for (const control of form.elements) control.disabled = on;
+}
+
+async function act(what, call) {
+  try {
+    await call();
+  } catch (err) {
+    notify(err.code || 'error', `${what}: ${err.message}`);
+  }
+  render();
 }
 
 // ---------------------------------------------------------------- rendering
 
 function setStatus(stateName, detail) {
-  const el = $('connection-status');
-  el.dataset.state = stateName;
-  el.textContent = detail ? `${stateName} (${detail})` : stateName;
+  const status = $('connection-status');
+  status.dataset.state = stateName;
+  status.textContent = detail ? `${stateName} (${detail})` : stateName;
 }
 
 function notify(code, message, kind = 'error') {
   const box = $('notices');
-  const item = document.createElement('div');
-  item.className = `notice ${kind}`;
-  item.dataset.testid = 'notice';
-  item.dataset.code = code;
-  const text = document.createElement('span');
-  text.textContent = message;
-  const close = document.createElement('button');
-  close.type = 'button';
-  close.className = 'link';
-  close.textContent = 'Dismiss';
+  const close = el('button', { type: 'button', class: 'link', textContent: 'Dismiss' });
+  const item = el('div', { class: `notice ${kind}`, testid: 'notice', data: { code } },
+    el('span', { textContent: message }), close);
   close.addEventListener('click', () => item.remove());
-  item.append(text, close);
   box.append(item);
   while (box.children.length > 4) box.firstElementChild.remove();
   setTimeout(() => item.remove(), NOTICE_MS[kind] ?? NOTICE_MS.error);
 }
 
-function userLabel(id) {
-  return id === state.auth.userId ? 'You' : `User ${id}`;
-}
-
-function conversationTitle(key) {
-  const [kind, raw] = key.split(':');
-  const id = Number(raw);
-  if (kind === 'g') {
-    const g = state.groups.get(id);
-    return g ? `# ${g.name}` : `Group ${id}`;
-  }
-  return id === state.auth.userId ? 'Notes to self' : `User ${id}`;
+function timeElement(ts) {
+  return el('time', { dateTime: ts ? new Date(ts).toISOString() : '', textContent: formatTime(ts) });
 }
 
 function formatTime(ts) {
@@ -527,6 +563,7 @@ function formatTime(ts) {
     : d.toLocaleString([], { month: 'short', day: 'numeric', hour: '2-digit', minute: '2-digit' });
 }
 
+/** An element with properties (textContent for text: never HTML), dataset entries and children. */
 function el(tag, props = {}, ...children) {
   const node = document.createElement(tag);
   for (const [k, v] of Object.entries(props)) {
@@ -535,7 +572,7 @@ function el(tag, props = {}, ...children) {
     else if (k === 'class') node.className = v;
     else node[k] = v;
   }
-  node.append(...children.filter((c) => c !== null && c !== undefined));
+  node.append(...children.filter(isSet));
   return node;
 }
 
@@ -550,147 +587,230 @@ function render() {
 }
 
 function renderApp() {
-  renderGroups();
-  renderConversations();
+  $('my-nickname').textContent = state.me?.nickname ?? '';
+  watchPeers(renderConversations());
   renderChat();
 }
 
-function renderGroups() {
-  const list = $('group-list');
-  const groups = [...state.groups.values()].sort((a, b) => a.name.localeCompare(b.name));
-  list.replaceChildren(...groups.map((g) => {
-    const key = `g:${g.group_id}`;
-    const button = el('button', {
-      type: 'button',
-      class: 'item',
-      testid: 'group-item',
-      data: { groupId: String(g.group_id) },
-      onclick: () => openConversation({ kind: 'group', id: g.group_id }),
-    }, el('span', { class: 'title', textContent: `# ${g.name}` }), unreadBadge(key));
-    if (key === currentKey()) button.setAttribute('aria-current', 'true');
-    return el('li', {}, button);
-  }));
-}
-
 function unreadBadge(key) {
-  const n = state.unread.get(key) || 0;
-  if (!n) return null;
+  const n = conversation(key).unread;
+  if (!n || key === state.current) return null;
   return el('span', { class: 'badge', testid: 'unread', textContent: String(n), title: `${n} unread` });
 }
 
+function presenceDot(key) {
+  const { isGroup, id } = parseKey(key);
+  const p = isGroup ? undefined : state.presence.get(id);
+  if (!p) return null;
+  return el('span', { class: 'presence-dot', testid: 'presence-dot', data: { online: String(p.online) }, title: lastSeenText(p) });
+}
+
+function preview(m) {
+  if (!m) return '';
+  const text = m.recalled ? 'message recalled' : m.content;
+  return isSet(m.group) ? `${userLabel(m.from)}: ${text}` : text;
+}
+
 function renderConversations() {
-  const latest = new Map(); // key -> {ts, preview}
-  const consider = (key, ts, preview) => {
+  const latest = new Map(); // key -> {ts, last message or pending send}
+  const consider = (key, ts, item) => {
     const seen = latest.get(key);
-    if (!seen || ts >= seen.ts) latest.set(key, { ts, preview });
+    if (!seen || ts >= seen.ts) latest.set(key, { ts, item });
   };
-  for (const m of state.messages.values()) consider(conversationOf(m), m.ts, m.content);
-  for (const p of state.pending.values()) consider(pendingConversation(p), p.createdAt, p.content);
-  const keys = [...latest.keys()];
-  keys.sort((a, b) => latest.get(b).ts - latest.get(a).ts);
-  const list = $('conversation-list');
-  list.replaceChildren(...keys.map((key) => {
-    const [kind, raw] = key.split(':');
+  for (const [key, c] of state.conversations) consider(key, c.updatedTs, null);
+  for (const g of state.groups.values()) consider(`g:${g.group_id}`, 0, null);
+  for (const m of state.messages.values()) consider(conversationOf(m), m.ts, m);
+  for (const p of outbox()) consider(pendingConversation(p), p.createdAt, { ...p, from: state.auth.userId });
+  const keys = [...latest.keys()].sort((a, b) => latest.get(b).ts - latest.get(a).ts);
+  const lastOf = (key) => [...state.messages.values()].filter((m) => conversationOf(m) === key)
+    .reduce((a, b) => (a && bySeq(a, b) > 0 ? a : b), null);
+  $('conversation-list').replaceChildren(...keys.map((key) => {
+    const shown = latest.get(key).item ?? lastOf(key);
+    const typing = typingText(key);
     const button = el('button', {
       type: 'button',
       class: 'item',
       testid: 'conversation-item',
       data: { conversation: key },
-      onclick: () => openConversation({ kind: kind === 'g' ? 'group' : 'user', id: Number(raw) }),
+      onclick: () => openConversation(key),
     },
-    el('span', { class: 'title', textContent: conversationTitle(key) }),
-    el('span', { class: 'preview', textContent: latest.get(key).preview }),
+    el('span', { class: 'title' }, presenceDot(key), conversationTitle(key)),
+    typing ? el('span', { class: 'preview typing', textContent: typing })
+      : el('span', { class: 'preview', textContent: preview(shown) }),
     unreadBadge(key));
-    if (key === currentKey()) button.setAttribute('aria-current', 'true');
+    if (key === state.current) button.setAttribute('aria-current', 'true');
     return el('li', {}, button);
   }));
   $('conversations-empty').hidden = keys.length > 0;
+  return keys;
 }
 
 function renderChat() {
-  const key = currentKey();
+  const key = state.current;
   const list = $('message-list');
-  const compose = $('compose-form');
-  const addMember = $('add-member-form');
   $('chat-empty').hidden = key !== null;
-  compose.hidden = key === null;
   if (key === null) {
     $('chat-title').textContent = 'Pick a chat';
-    addMember.hidden = true;
+    for (const id of ['compose-form', 'group-panel', 'block-toggle', 'chat-closed', 'chat-presence']) $(id).hidden = true;
+    $('typing-indicator').textContent = '';
     list.replaceChildren();
     return;
   }
+  const { isGroup, id } = parseKey(key);
+  const c = conversation(key);
   $('chat-title').textContent = conversationTitle(key);
-  const group = state.current.kind === 'group' ? state.groups.get(state.current.id) : null;
-  addMember.hidden = !(group && group.owner === state.auth.userId);
+  renderPresence(isGroup ? undefined : state.presence.get(id));
+  $('typing-indicator').textContent = typingText(key);
+  const closed = isGroup && state.groupsLoaded && !state.groups.has(id);
+  $('compose-form').hidden = closed;
+  $('chat-closed').hidden = !closed;
+  $('chat-closed').textContent = closed ? 'You are no longer a member of this group.' : '';
+  renderBlockToggle(isGroup || id === state.auth.userId ? null : id);
+  renderGroupPanel(isGroup ? state.groups.get(id) ?? null : null);
+  renderCompose();
 
-  const stored = [...state.messages.values()].filter((m) => conversationOf(m) === key).sort(bySeq);
-  const waiting = [...state.pending.values()]
-    .filter((p) => pendingConversation(p) === key)
-    .sort((a, b) => a.createdAt - b.createdAt);
-
+  const waiting = outbox().filter((p) => pendingConversation(p) === key).sort((a, b) => a.createdAt - b.createdAt);
   const nearBottom = list.scrollHeight - list.scrollTop - list.clientHeight < 40;
   list.replaceChildren(
-    ...stored.map((m) => messageItem({
-      mine: m.from === state.auth.userId,
-      from: m.from,
-      content: m.content,
-      ts: m.ts,
-      status: m.from === state.auth.userId ? 'sent' : 'received',
-      data: { id: String(m.id), seq: String(m.seq), from: String(m.from), cid: m.cid || '' },
-    })),
-    ...waiting.map((p) => messageItem({
-      mine: true,
-      from: state.auth.userId,
-      content: p.content,
-      ts: p.createdAt,
-      status: p.status,
-      error: p.error,
-      data: { cid: p.cid, from: String(state.auth.userId) },
-      pending: p,
-    })),
+    ...messagesOf(key).map((m) => messageItem(m, !isGroup && (c.peerReadUpTo ?? 0) >= m.id)),
+    ...waiting.map(pendingItem),
   );
   if (nearBottom || waiting.length) list.scrollTop = list.scrollHeight;
-  state.unread.delete(key);
+  markRead(key);
 }
 
-const STATUS_TEXT = { pending: 'sending…', sent: 'sent', failed: 'not sent' };
+function renderPresence(p) {
+  const line = $('chat-presence');
+  line.hidden = !p;
+  if (!p) return;
+  line.textContent = lastSeenText(p);
+  line.dataset.online = String(p.online);
+}
 
-function messageItem({ mine, from, content, ts, status, error, data, pending }) {
+function renderBlockToggle(peer) {
+  const button = $('block-toggle');
+  button.hidden = peer === null;
+  if (peer === null) return;
+  const blocked = state.blocked.has(peer);
+  button.textContent = blocked ? 'Unblock' : 'Block';
+  button.dataset.blocked = String(blocked);
+}
+
+function renderGroupPanel(group) {
+  const panel = $('group-panel');
+  panel.hidden = group === null;
+  if (group === null) return;
+  const mine = group.owner === state.auth.userId;
+  for (const form of panel.querySelectorAll('[data-owner-only]')) form.hidden = !mine;
+  const ids = state.members.get(group.group_id) ?? [];
+  $('member-list').replaceChildren(...ids.map((uid) => el('li', { class: 'member', testid: 'member', data: { userId: String(uid) } },
+    el('span', { class: 'name', testid: 'member-name', textContent: userLabel(uid) }),
+    uid === group.owner ? el('span', { class: 'tag', testid: 'member-owner', textContent: 'owner' }) : null,
+    mine && uid !== state.auth.userId ? memberActions(group.group_id, uid) : null)));
+}
+
+/** The owner's controls for another member: hand over, remove. */
+function memberActions(groupId, uid) {
+  const button = (testid, text, failure, call) => el('button', {
+    type: 'button', class: 'link', testid, textContent: text, onclick: () => act(failure, call),
+  });
+  return el('span', { class: 'member-actions' },
+    button('member-owner-make', 'Make owner', `Could not hand over to ${nickname(uid)}`, async () => {
+      state.groups.set(groupId, await http.handOver(state.auth.token, groupId, uid));
+    }),
+    button('member-remove', 'Remove', `Could not remove ${nickname(uid)}`, async () => {
+      await http.removeMember(state.auth.token, groupId, uid);
+      await loadMembers(groupId);
+    }));
+}
+
+function renderCompose() {
+  const editing = state.editing;
+  $('edit-cancel').hidden = editing === null;
+  $('compose-send').textContent = editing === null ? 'Send' : 'Save';
+  $('compose-form').classList.toggle('editing', editing !== null);
+}
+
+const STATUS_TEXT = { pending: 'sending…', sent: '✓ sent', read: '✓✓ read', failed: 'not sent' };
+
+function messageItem(m, readByPeer) {
+  const mine = m.from === state.auth.userId;
+  const status = mine ? 'sent' : 'received';
+  const tick = readByPeer ? 'read' : status;
   const meta = el('div', { class: 'meta' },
-    el('span', { class: 'sender', testid: 'message-sender', textContent: userLabel(from) }),
-    el('time', { dateTime: ts ? new Date(ts).toISOString() : '', textContent: formatTime(ts) }),
-    mine ? el('span', { class: `state ${status}`, testid: 'message-status', textContent: STATUS_TEXT[status] }) : null);
-  const body = el('p', { class: 'content', testid: 'message-content', textContent: content });
-  const item = el('li', { class: `message ${mine ? 'mine' : 'theirs'} ${status}`, testid: 'message', data: { ...data, status } }, meta, body);
-  if (pending && status === 'failed') {
+    el('span', { class: 'sender', testid: 'message-sender', textContent: userLabel(m.from) }),
+    timeElement(m.ts),
+    m.edited && !m.recalled ? el('span', { class: 'edited', testid: 'message-edited', textContent: 'edited' }) : null,
+    mine ? el('span', { class: `state ${tick}`, testid: 'message-status', textContent: STATUS_TEXT[tick] }) : null);
+  const body = el('p', {
+    class: m.recalled ? 'content recalled' : 'content',
+    testid: 'message-content',
+    textContent: m.recalled ? 'message recalled' : m.content,
+  });
+  const data = {
+    id: String(m.id), seq: String(m.seq), from: String(m.from), cid: m.cid || '', status,
+    read: String(readByPeer), edited: String(m.edited), recalled: String(m.recalled),
+  };
+  const item = el('li', { class: `message ${mine ? 'mine' : 'theirs'}`, testid: 'message', data }, meta, body);
+  if (mine && !m.recalled) {
+    item.append(el('div', { class: 'actions' },
+      el('button', { type: 'button', class: 'link', testid: 'message-edit', textContent: 'Edit', onclick: () => startEdit(m) }),
+      el('button', { type: 'button', class: 'link', testid: 'message-recall', textContent: 'Recall', onclick: () => recall(m) })));
+  }
+  return item;
+}
+
+function pendingItem(p) {
+  const meta = el('div', { class: 'meta' },
+    el('span', { class: 'sender', testid: 'message-sender', textContent: 'You' }),
+    timeElement(p.createdAt),
+    el('span', { class: `state ${p.status}`, testid: 'message-status', textContent: STATUS_TEXT[p.status] }));
+  const body = el('p', { class: 'content', testid: 'message-content', textContent: p.content });
+  const data = { cid: p.cid, from: String(state.auth.userId), status: p.status };
+  const item = el('li', { class: `message mine ${p.status}`, testid: 'message', data }, meta, body);
+  if (p.status === 'failed') {
     item.append(el('div', { class: 'failure' },
-      el('span', { class: 'error', testid: 'message-error', textContent: error || 'not sent' }),
-      el('button', { type: 'button', class: 'link', testid: 'message-retry', textContent: 'Retry', onclick: () => retry(pending) }),
-      el('button', { type: 'button', class: 'link', testid: 'message-discard', textContent: 'Discard', onclick: () => discard(pending) })));
+      el('span', { class: 'error', testid: 'message-error', textContent: p.error || 'not sent' }),
+      el('button', { type: 'button', class: 'link', testid: 'message-retry', textContent: 'Retry', onclick: () => retry(p) }),
+      el('button', { type: 'button', class: 'link', testid: 'message-discard', textContent: 'Discard', onclick: () => discard(p) })));
   }
   return item;
 }
 
 function retry(p) {
-  p.status = 'pending';
-  p.error = null;
-  p.transmits = 0;
-  saveNow();
-  if (canSend()) transmit(p);
+  state.client.retry(p.cid);
   render();
 }
 
 function discard(p) {
-  state.pending.delete(p.cid);
-  saveNow();
+  state.client.discard(p.cid);
   render();
 }
 
-function openConversation(target) {
-  state.current = target;
-  $('group-members').hidden = true;
-  if (target.kind === 'group') loadMembers(target.id);
+function startEdit(m) {
+  state.editing = m;
+  const input = $('compose-input');
+  input.value = m.content;
+  input.focus();
+  render();
+}
+
+function stopEdit() {
+  state.editing = null;
+  $('compose-input').value = '';
+  render();
+}
+
+function openConversation(key) {
+  if (state.current !== key) state.editing = null;
+  state.current = key;
+  const { isGroup, id } = parseKey(key);
+  if (!isGroup) wantNickname(id);
+  if (isGroup && state.groups.has(id)) {
+    $('rename-input').value = state.groups.get(id).name;
+    loadMembers(id);
+  }
+  loadHistory(key);
   render();
   $('compose-input').focus();
 }
@@ -702,67 +822,74 @@ function showView() {
   $('auth-view').hidden = signedIn;
   $('app-view').hidden = !signedIn;
   $('me').hidden = !signedIn;
-  if (signedIn) {
-    $('my-user-id').textContent = String(state.auth.userId);
-    document.title = `imcluster chat — user ${state.auth.userId}`;
-  } else {
-    document.title = 'imcluster chat';
-  }
+  if (signedIn) $('my-user-id').textContent = String(state.auth.userId);
+  document.title = signedIn ? `imcluster chat — user ${state.auth.userId}` : 'imcluster chat';
 }
 
 function signIn(auth) {
   state.auth = auth;
   store(AUTH_KEY, auth);
-  restoreLogin();
   state.current = null;
-  state.unread.clear();
+  state.client = new ChatClient({
+    url: location.origin,
+    credentials: { token: auth.token, user_id: auth.userId, expires_at: auth.expiresAt },
+    store: new BrowserStore(auth.userId),
+    syncLimit: SYNC_PAGE,
+  });
+  state.client.on(onClientEvent);
   showView();
   render();
-  connect();
-  refreshGroups();
+  state.client.start();
+  refreshAccount();
 }
 
 function logout(reason) {
   const uid = state.auth?.userId;
   state.auth = null;
-  clearTimeout(conn.reconnectTimer);
-  clearTimeout(conn.retryTimer);
-  conn.reconnectTimer = null;
-  detach();
+  state.client?.close();
+  state.client = null;
+  setStatus('offline');
   if (uid !== undefined) {
     store(AUTH_KEY, null);
     store(inboxKey(uid), null); // a shared computer must not keep someone else's chats
     store(pendingKey(uid), null);
   }
-  state.messages.clear();
-  state.pending.clear();
-  state.groups.clear();
-  state.current = null;
+  for (const map of [state.messages, state.groups, state.conversations, state.members, state.nicknames, state.readSent,
+    state.formerNames, state.typing, state.presence]) {
+    map.clear();
+  }
+  Object.assign(state, { me: null, blocked: new Set(), current: null, editing: null, groupsLoaded: false, watched: '' });
   showView();
   setAuthMessage(reason || '');
 }
 
 function setAuthMessage(text, isError = false) {
-  const el = $('auth-message');
-  el.textContent = text;
-  el.classList.toggle('error', isError);
+  const message = $('auth-message');
+  message.textContent = text;
+  message.classList.toggle('error', isError);
 }
 
 async function logIn(email, password) {
-  const data = await api('POST', '/api/v1/login', { email, password });
+  const data = await http.login(email, password);
   signIn({ token: data.token, userId: data.user_id, expiresAt: data.expires_at, email });
 }
 
 // ---------------------------------------------------------------- wiring
 
-function busy(form, on) {
-  for (const control of form.elements) control.disabled = on;
+function onSubmit(id, handler) {
+  $(id).addEventListener('submit', (event) => {
+    event.preventDefault();
+    handler(event.currentTarget);
+  });
+}
+
+function currentGroupId() {
+  const key = state.current;
+  return key && parseKey(key).isGroup ? parseKey(key).id : null;
 }
 
 function setup() {
-  $('login-form').addEventListener('submit', async (event) => {
-    event.preventDefault();
-    const form = event.currentTarget;
+  onSubmit('login-form', async (form) => {
     const email = form.email.value.trim();
     busy(form, true);
     setAuthMessage('Logging in…');
@@ -777,19 +904,17 @@ function setup() {
     }
   });
 
-  $('register-form').addEventListener('submit', async (event) => {
-    event.preventDefault();
-    const form = event.currentTarget;
+  onSubmit('register-form', async (form) => {
     const email = form.email.value.trim();
     const password = form.password.value;
     busy(form, true);
     setAuthMessage('Creating your account…');
     try {
-      const created = await api('POST', '/api/v1/register', { email, password, nickname: form.nickname.value.trim() });
+      await http.register(email, password, form.nickname.value.trim());
       await logIn(email, password);
       form.reset();
       setAuthMessage('');
-      notify('registered', `Welcome! Your user id is ${created.user_id}; share it so others can chat with you.`, 'info');
+      notify('registered', 'Welcome! Others can start a chat with you by your email address.', 'info');
     } catch (err) {
       setAuthMessage(err.status === 409 ? 'That email is already registered; log in instead.' : err.message, true);
     } finally {
@@ -799,88 +924,80 @@ function setup() {
 
   $('logout').addEventListener('click', () => logout('You are logged out.'));
 
-  $('copy-id').addEventListener('click', async () => {
-    try {
-      await navigator.clipboard.writeText(String(state.auth.userId));
-      notify('copied', 'User id copied.', 'info');
-    } catch {
-      notify('copy_failed', `Your user id is ${state.auth.userId}.`, 'info');
-    }
+  onSubmit('open-chat-form', (form) => withForm(form, 'Could not start the chat', async () => {
+    openConversation(`u:${await findUser($('open-chat-address').value)}`);
+  }));
+
+  onSubmit('create-group-form', (form) => withForm(form, 'Could not create the group', async () => {
+    const group = await http.createGroup(state.auth.token, $('create-group-name').value.trim());
+    state.groups.set(group.group_id, group);
+    touch(`g:${group.group_id}`, Date.now());
+    openConversation(`g:${group.group_id}`);
+  }));
+
+  onSubmit('add-member-form', (form) => withForm(form, 'Could not add the member', async () => {
+    const groupId = currentGroupId();
+    await http.addMember(state.auth.token, groupId, await findUser($('add-member-address').value));
+    await loadMembers(groupId);
+  }));
+
+  onSubmit('rename-form', async (form) => {
+    const groupId = currentGroupId();
+    const name = $('rename-input').value.trim();
+    await withForm(form, 'Could not rename the group', async () => {
+      state.groups.set(groupId, await http.renameGroup(state.auth.token, groupId, name));
+    });
+    $('rename-input').value = state.groups.get(groupId)?.name ?? '';
   });
 
-  $('open-chat-form').addEventListener('submit', (event) => {
-    event.preventDefault();
-    const input = $('open-chat-user-id');
-    const id = Number(input.value);
-    if (!Number.isSafeInteger(id) || id <= 0) {
-      notify('bad_request', 'A user id is a positive whole number.');
-      return;
-    }
-    input.value = '';
-    openConversation({ kind: 'user', id });
+  $('leave-group').addEventListener('click', () => {
+    const groupId = currentGroupId();
+    act('Could not leave the group', async () => {
+      await http.removeMember(state.auth.token, groupId, state.auth.userId);
+      forgetGroup(groupId);
+    });
   });
 
-  $('create-group-form').addEventListener('submit', async (event) => {
-    event.preventDefault();
-    const form = event.currentTarget;
-    const name = $('create-group-name').value.trim();
-    if (!name) return;
-    busy(form, true);
-    try {
-      const data = await api('POST', '/api/v1/groups', { name });
-      state.groups.set(data.group_id, { group_id: data.group_id, name, owner: state.auth.userId });
-      form.reset();
-      openConversation({ kind: 'group', id: data.group_id });
-      refreshGroups();
-    } catch (err) {
-      notify(err.code, `Could not create the group: ${err.message}`);
-    } finally {
-      busy(form, false);
-    }
-  });
-
-  $('add-member-form').addEventListener('submit', async (event) => {
-    event.preventDefault();
-    const form = event.currentTarget;
-    const userId = Number($('add-member-user-id').value);
-    if (!state.current || state.current.kind !== 'group' || !Number.isSafeInteger(userId) || userId <= 0) return;
-    const groupId = state.current.id;
-    busy(form, true);
-    try {
-      await api('POST', `/api/v1/groups/${groupId}/members`, { user_id: userId });
-      form.reset();
-      notify('member_added', `User ${userId} added.`, 'info');
-      loadMembers(groupId);
-    } catch (err) {
-      notify(err.code, `Could not add user ${userId}: ${err.message}`);
-    } finally {
-      busy(form, false);
-    }
+  $('block-toggle').addEventListener('click', () => {
+    const peer = parseKey(state.current).id;
+    const blocked = state.blocked.has(peer);
+    act(blocked ? 'Could not unblock' : 'Could not block', async () => {
+      await (blocked ? http.unblock(state.auth.token, peer) : http.block(state.auth.token, peer));
+      if (blocked) state.blocked.delete(peer);
+      else state.blocked.add(peer);
+    });
   });
 
   const input = $('compose-input');
-  $('compose-form').addEventListener('submit', (event) => {
-    event.preventDefault();
+  onSubmit('compose-form', () => {
     const content = input.value;
     if (!content.trim() || !state.current) return;
-    input.value = '';
-    sendMessage(state.current, content);
+    if (state.editing !== null) {
+      const message = state.editing;
+      stopEdit();
+      if (content !== message.content) saveEdit(message, content);
+    } else {
+      input.value = '';
+      sendMessage(state.current, content);
+    }
     input.focus();
+  });
+  $('edit-cancel').addEventListener('click', stopEdit);
+  input.addEventListener('input', () => {
+    if (state.current && state.editing === null && input.value.trim()) sendTyping(state.current);
   });
   input.addEventListener('keydown', (event) => {
     if (event.key === 'Enter' && !event.shiftKey && !event.isComposing) {
       event.preventDefault();
       $('compose-form').requestSubmit();
+    } else if (event.key === 'Escape' && state.editing !== null) {
+      stopEdit();
     }
   });
 
-  window.addEventListener('pagehide', saveNow);
-  window.addEventListener('online', () => {
-    if (state.auth && !conn.ws) {
-      conn.attempt = 0;
-      connect();
-    }
-  });
+  document.addEventListener('visibilitychange', render); // reads are sent when the page is seen
+  window.addEventListener('pagehide', () => state.client?.saveNow());
+  window.addEventListener('online', () => state.client?.reconnectNow());
   window.addEventListener('storage', (event) => {
     if (event.key === AUTH_KEY && event.newValue === null && state.auth) logout('You logged out in another tab.');
   });

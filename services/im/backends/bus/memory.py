@@ -1,10 +1,17 @@
-"""The in-process bus of standalone mode: uplinks go to the local logic, downlinks to local gateways."""
+"""The in-process bus of standalone mode: uplinks go to the local logic, downlinks to local gateways.
+
+It keeps the `Bus` contract of `backends/base.py` within one process: uplinks count as consumed only
+once the handler returns, and a handler that raises gets the same uplinks again, ahead of what was
+published after them (after `redeliver_delay` seconds, so a failing handler does not spin). What is
+queued when the process stops is gone: the client, never acked, resends it.
+"""
 
 from __future__ import annotations
 
 import asyncio
 import contextlib
 import logging
+from collections import deque
 
 from im.backends.base import DownlinkHandler, UplinkHandler
 from im.contracts.envelopes import Downlink, Uplink
@@ -13,25 +20,37 @@ __all__ = ["MemoryBus"]
 
 log = logging.getLogger(__name__)
 
+_WAKE_UP: list[Uplink] = []
+"""Put on the queue to wake a consumer waiting for it when uplinks are to be delivered again."""
+
 
 class MemoryBus:
-    def __init__(self, *, max_queued_batches: int = 1024, max_in_flight: int = 64) -> None:
+    def __init__(
+        self, *, max_queued_batches: int = 1024, max_in_flight: int = 64, redeliver_delay: float = 0.5,
+    ) -> None:
         self._queue: asyncio.Queue[list[Uplink]] = asyncio.Queue(max_queued_batches)
+        self._again: deque[list[Uplink]] = deque()
         self._in_flight = asyncio.Semaphore(max_in_flight)
+        self._redeliver_delay = redeliver_delay
         self._gateways: dict[str, DownlinkHandler] = {}
         self._consumer: asyncio.Task[None] | None = None
         self._handlers: set[asyncio.Task[None]] = set()
+        self._closing = False
 
     async def start(self) -> None:
         pass
 
     async def close(self) -> None:
+        self._closing = True
         if self._consumer is not None:
             self._consumer.cancel()
             with contextlib.suppress(asyncio.CancelledError):
                 await self._consumer
         if self._handlers:
             await asyncio.gather(*self._handlers, return_exceptions=True)
+        left = len(self._again) + self._queue.qsize()
+        if left:
+            log.warning("closed with %d publishes of uplinks not consumed", left)
 
     async def ping(self) -> None:
         pass
@@ -44,8 +63,11 @@ class MemoryBus:
 
     async def _consume(self, handler: UplinkHandler) -> None:
         while True:
-            uplinks = await self._queue.get()
             await self._in_flight.acquire()
+            uplinks = self._again.popleft() if self._again else await self._queue.get()
+            if uplinks is _WAKE_UP:
+                self._in_flight.release()
+                continue
             task = asyncio.create_task(self._handle(handler, uplinks))
             self._handlers.add(task)
             task.add_done_callback(self._handlers.discard)
@@ -54,7 +76,15 @@ class MemoryBus:
         try:
             await handler(uplinks)
         except Exception:
-            log.exception("uplink handler failed; the %d uplinks are dropped", len(uplinks))
+            if self._closing:
+                log.warning("uplink handler failed while closing; %d uplinks not consumed", len(uplinks))
+                return
+            log.warning("uplink handler failed; the %d uplinks are delivered again in %.1fs",
+                        len(uplinks), self._redeliver_delay, exc_info=True)
+            await asyncio.sleep(self._redeliver_delay)
+            self._again.append(uplinks)
+            with contextlib.suppress(asyncio.QueueFull):  # a full queue wakes the consumer anyway
+                self._queue.put_nowait(_WAKE_UP)
         finally:
             self._in_flight.release()
 

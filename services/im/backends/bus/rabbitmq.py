@@ -1,31 +1,38 @@
-"""`Bus` on RabbitMQ through aio-pika.
+"""`Bus` on RabbitMQ through aio-pika (docs/architecture.md has the whole message path).
 
 Uplink: a durable direct exchange `im.messages` and durable queues `im.uplink.<n>`, n = 0..shards-1,
-bound with routing key `<n>`. An uplink goes to shard `crc32(conversation) % shards`, so one
-conversation always lands on one queue; each queue is declared `x-single-active-consumer`, so however
-many logic replicas consume, one of them at a time gets a shard, in queue order. One `publish` sends
-one persistent AMQP message per shard it touches (up to `max_uplinks_per_message` uplinks each) and
-returns after the publisher confirms. Calls made while earlier ones await their confirms are
-coalesced into shared AMQP messages (`max_publishes_in_flight`), so single-message publishes from many
-connections still travel in batches. Both sides declare the topology, so nothing is unroutable while
-no logic runs yet. Every process must use the same `shards` (nothing checks it).
+bound with routing key `<n>`. Each queue is declared `x-single-active-consumer`: however many logic
+replicas subscribe, one of them at a time gets it, in queue order. Which replicas subscribe to which
+queues is decided by shard leases (`im.backends.leases`); without leases a bus consumes every shard.
 
-Consuming a shard (its own channel, `prefetch` AMQP messages in flight):
-- the handler is called once per AMQP message, in delivery order; several calls may be in flight at
-  once (the handler is expected to wait for a batch commit);
-- acks go out in delivery order only (`multiple=True` up to the last message whose handler, and every
-  handler before it, has returned), so a message is never acked before the ones ahead of it;
-- when a handler raises, the shard stops calling the handler, lets the calls in flight finish, acks
-  what may be acked, and closes the channel: RabbitMQ puts the rest back in queue order and delivers it
-  again (to this or another replica) after `retry_delay`. A lost connection does the same. Either way a
-  message the handler had already taken may come again: the store recognises it by `(sender, cid)`.
-  Calls already in flight behind a failed one may still succeed before it comes again, so a handler
-  that must keep order across failures retries (as the batch writer does) rather than raise.
+An uplink belongs to shard `shard_of(conversation)`. A gateway publishes the uplinks of every shard
+one logic replica owns as one persistent AMQP message (up to `max_uplinks_per_message` uplinks) to
+that replica's lead queue, and a shard changes queue only once this gateway's uplinks on the old one
+are answered (`im.backends.bus.routes`): one AMQP message per replica per publish round, whatever
+`shards` is, and conversations keep their order. Without a route table (`routes`) every shard goes
+to its own queue. `publish` returns after the publisher confirms. Calls made while earlier ones await
+their confirms are coalesced into shared AMQP messages (`max_publishes_in_flight`), so
+single-message publishes from many connections still travel in batches. Both sides declare the topology, so nothing is
+unroutable while no logic runs yet. Every process must use the same `shards` (nothing checks it).
+
+Consuming a shard: see `im.backends.bus.consumers`.
 
 Downlink: a direct exchange `im.downlink`; each gateway consumes `im.downlink.<gateway id>` bound with
 routing key = gateway id. The queue is not durable and expires (`x-expires`) once no gateway has used it
 for `downlink_expiry`, so a crashed gateway's queue goes away; a gateway that closes deletes it at once.
 Downlinks are transient and unconfirmed: a lost one is caught up by the client's `sync`.
+
+Dead letters: a message a process cannot decode (`UndecodableEnvelope`: garbage, or an envelope
+version newer than this release reads) is published, with a confirm, to the fanout exchange
+`im.dead-letter` and its durable queue `im.dead-letter` (headers say where it came from and why),
+then acked. Nothing is ever acked away unread; an operator can inspect or re-publish them.
+
+Connection: one robust connection with AMQP heartbeats every `heartbeat` seconds (a peer silent for
+about two of them is dropped, so a hung replica's consumers go away in seconds) and a reconnect
+attempt every `reconnect_interval`. Publishes wait for a lost connection to come back (within
+`publish_timeout`) instead of failing at once, so a broker restart costs its downtime, not the
+downtime plus the callers' back-off. A process logs one WARNING when the connection drops and one
+INFO when it is back; the library's own reports of an expected disconnect are kept out of the log.
 """
 
 from __future__ import annotations
@@ -33,9 +40,8 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import logging
-import zlib
-from collections import deque
-from collections.abc import Awaitable, Iterable
+import time
+from collections.abc import Iterable
 from dataclasses import dataclass
 from urllib.parse import urlsplit
 
@@ -51,12 +57,16 @@ from aio_pika.abc import (
 )
 from yarl import URL
 
+from im import metrics
 from im.backends.base import DownlinkHandler, UplinkHandler
+from im.backends.bus.consumers import ShardConsumer, Subscription
+from im.backends.bus.routes import UplinkRouter, WantedRoute, shard_of
+from im.backends.leases import ShardLeases
 from im.contracts.envelopes import (
+    ENVELOPE_VERSION,
+    ENVELOPE_VERSIONS,
     Downlink,
     Uplink,
-    decode_downlink,
-    decode_uplinks,
     encode_downlink,
     encode_uplinks,
 )
@@ -71,11 +81,7 @@ _FAILURES = (*aio_pika.exceptions.CONNECTION_EXCEPTIONS, asyncio.TimeoutError)
 
 UPLINK_EXCHANGE = "im.messages"
 DOWNLINK_EXCHANGE = "im.downlink"
-
-
-def shard_of(conversation: str, shards: int) -> int:
-    """Stable across processes and Python versions (unlike `hash`)."""
-    return zlib.crc32(conversation.encode()) % shards
+DEAD_LETTER = "im.dead-letter"
 
 
 def _uplink_queue(shard: int) -> str:
@@ -86,6 +92,10 @@ def _downlink_queue(gateway: str) -> str:
     return f"im.downlink.{gateway}"
 
 
+def _presence_queue(replica: str) -> str:
+    return f"im.logic.{replica}"
+
+
 class RabbitMqBus:
     def __init__(
         self,
@@ -93,7 +103,7 @@ class RabbitMqBus:
         *,
         gateway_id: str | None = None,
         shards: int = 8,
-        prefetch: int = 32,
+        prefetch: int = 128,
         max_uplinks_per_message: int = 512,
         max_publishes_in_flight: int = 8,
         downlink_prefetch: int = 256,
@@ -102,7 +112,12 @@ class RabbitMqBus:
         deliver_timeout: float = 2.0,
         retry_delay: float = 1.0,
         close_timeout: float = 10.0,
-        reconnect_interval: float = 2.0,
+        reconnect_interval: float = 0.5,
+        heartbeat: int = 3,
+        stall_timeout: float = 10.0,
+        envelope_version: int = ENVELOPE_VERSION,
+        routes: WantedRoute | None = None,
+        leases: ShardLeases | None = None,
         setting: str = "IM_RABBITMQ_URL",
     ) -> None:
         """
@@ -118,47 +133,80 @@ class RabbitMqBus:
         :param publish_timeout: seconds `start` and `publish` wait for the broker (and its confirms).
         :param deliver_timeout: seconds `deliver` waits for the broker; a downlink is best effort, the
             client catches up with `sync`.
-        :param retry_delay: seconds a shard waits after a failed handler or a lost channel.
-        :param close_timeout: seconds `close` lets uplink handler calls in flight finish.
+        :param retry_delay: seconds a shard waits after a failed handler.
+        :param close_timeout: seconds `close` (and a shard given back) lets handler calls in flight finish.
         :param reconnect_interval: seconds between attempts to reconnect a lost connection.
+        :param heartbeat: AMQP heartbeat timeout in seconds (whole seconds, the protocol's unit): the
+            broker drops a connection it has not heard from in about that long.
+        :param stall_timeout: seconds a delivery may wait for its handler before the shard counts as
+            not making progress (its lease is then no longer renewed).
+        :param envelope_version: the uplink envelope version `publish` writes (1 while logic replicas
+            of a release before versioned envelopes still run).
+        :param routes: the gateway's shard -> queue table (`ShardRoutes.wanted`); None: each shard to
+            its own queue.
+        :param leases: the logic side's shard leases; None: consume every shard.
         :param setting: the configuration name errors about `url` mention.
         """
         if not url.startswith(("amqp://", "amqps://")):
             raise ValueError(f"{setting}: expected amqp://user:password@host:port/vhost")
         counts = {"shards": shards, "prefetch": prefetch, "max_uplinks_per_message": max_uplinks_per_message,
-                  "max_publishes_in_flight": max_publishes_in_flight, "downlink_prefetch": downlink_prefetch}
+                  "max_publishes_in_flight": max_publishes_in_flight, "downlink_prefetch": downlink_prefetch,
+                  "heartbeat": heartbeat}
         for name, value in counts.items():
             if value < 1:
                 raise ValueError(f"{name} must be >= 1, got {value}")
+        if envelope_version not in ENVELOPE_VERSIONS:
+            raise ValueError(f"envelope_version must be one of {ENVELOPE_VERSIONS}, got {envelope_version}")
+        if leases is not None and leases.shards != shards:
+            raise ValueError(f"the leases cover {leases.shards} shards, the bus {shards}")
         self._url = url
         self._gateway_id = gateway_id
         self._shards = shards
-        self._prefetch = prefetch
+        self.prefetch = prefetch
         self._max_per_message = max_uplinks_per_message
         self._downlink_prefetch = downlink_prefetch
         self._downlink_expiry_ms = max(1, int(downlink_expiry * 1000))
         self._publish_timeout = publish_timeout
         self._deliver_timeout = deliver_timeout
-        self._retry_delay = retry_delay
-        self._close_timeout = close_timeout
+        self.retry_delay = retry_delay
+        self.close_timeout = close_timeout
         self._reconnect_interval = reconnect_interval
+        self._heartbeat = heartbeat
+        self.stall_timeout = stall_timeout
+        self._envelope_version = envelope_version
+        self._router = UplinkRouter(shards, routes) if routes is not None else None
+        self.leases = leases
         self._connection: AbstractRobustConnection | None = None
+        self._publisher: AbstractChannel | None = None
         self._uplink_exchange: AbstractExchange | None = None
         self._downlink_exchange: AbstractExchange | None = None
+        self._dead_letter_exchange: AbstractExchange | None = None
         self._outbox: list[_PublishRequest] = []
         self._outbox_ready = asyncio.Event()
         self._publish_slots = asyncio.Semaphore(max_publishes_in_flight)
         self._flusher: asyncio.Task[None] | None = None
         self._rounds: set[asyncio.Task[None]] = set()
-        self._shard_tasks: list[asyncio.Task[None]] = []
-        self._shard_consumers: list[_ShardConsumer] = []
-        self._subscriptions: list[_Subscription] = []
+        self._handler: UplinkHandler | None = None
+        self._shard_consumers: dict[int, ShardConsumer] = {}
+        self._shard_tasks: dict[int, asyncio.Task[None]] = {}
+        self._retiring: set[asyncio.Task[None]] = set()
+        """Consumers of shards given up at once, still closing their channel."""
+        self._subscriptions: list[Subscription] = []
+        self._probe: AbstractChannel | None = None
+        self._down_since: float | None = None
+        self._up_since = time.monotonic()
+        self._closing = False
+        _quiet_expected_disconnects()
 
     @property
     def where(self) -> str:
         """The broker without credentials, for messages."""
         parts = urlsplit(self._url)
         return f"{parts.scheme}://{parts.hostname}:{parts.port or 5672}{parts.path or '/'}"
+
+    @property
+    def router(self) -> UplinkRouter | None:
+        return self._router
 
     # -- lifecycle ---------------------------------------------------------------------------------
 
@@ -168,7 +216,7 @@ class RabbitMqBus:
         # A robust connection retries forever, even its first connect: build it here so a broker that
         # never answers can be given up on and the half-made connection closed.
         connection = aio_pika.RobustConnection(
-            URL(self._url), reconnect_interval=self._reconnect_interval,
+            URL(self._url).update_query(heartbeat=self._heartbeat), reconnect_interval=self._reconnect_interval,
             client_properties={"connection_name": f"im {self._gateway_id or 'logic'}"},
         )
         try:
@@ -179,9 +227,16 @@ class RabbitMqBus:
                 raise Unavailable(f"RabbitMQ at {self.where} unavailable: {e}") from e
             raise
         self._connection = connection
+        connection.close_callbacks.add(self._connection_lost)
+        connection.reconnect_callbacks.add(self._connection_back)
         try:
             publisher = await self._connection.channel(publisher_confirms=True, on_return_raises=True)
+            self._publisher = publisher
             self._uplink_exchange = await self._declare_uplinks(publisher)
+            self._dead_letter_exchange = await publisher.declare_exchange(
+                DEAD_LETTER, ExchangeType.FANOUT, durable=True)
+            dead = await publisher.declare_queue(DEAD_LETTER, durable=True)
+            await dead.bind(DEAD_LETTER)
             downlinks = await self._connection.channel(publisher_confirms=False)
             self._downlink_exchange = await downlinks.declare_exchange(
                 DOWNLINK_EXCHANGE, ExchangeType.DIRECT, durable=True)
@@ -190,8 +245,9 @@ class RabbitMqBus:
             raise Unavailable(f"RabbitMQ at {self.where} unavailable: {e}") from e
 
     async def close(self) -> None:
+        self._closing = True
         if self._rounds:
-            await asyncio.wait(self._rounds, timeout=self._close_timeout)
+            await asyncio.wait(self._rounds, timeout=self.close_timeout)
         if self._flusher is not None:
             self._flusher.cancel()
             with contextlib.suppress(asyncio.CancelledError):
@@ -201,37 +257,54 @@ class RabbitMqBus:
             if not request.future.done():
                 request.future.set_exception(Unavailable(f"RabbitMQ at {self.where}: bus closed"))
         self._outbox.clear()
-        for consumer in self._shard_consumers:
+        for consumer in self._shard_consumers.values():
             consumer.stop()
-        if self._shard_tasks:
+        if self._shard_tasks or self._retiring:
             # Handler calls in flight get `close_timeout` to finish and be acked; the rest is requeued.
-            _, late = await asyncio.wait(self._shard_tasks, timeout=self._close_timeout)
+            tasks = [*self._shard_tasks.values(), *self._retiring]
+            _, late = await asyncio.wait(tasks, timeout=self.close_timeout)
             for task in late:
                 task.cancel()
-            await asyncio.gather(*self._shard_tasks, return_exceptions=True)
+            await asyncio.gather(*tasks, return_exceptions=True)
+        if self.leases is not None:
+            await self.leases.close()  # after the consumers stopped: nobody takes a shard still in use
         connected = self._connection is not None and self._connection.connected.is_set()
         for subscription in self._subscriptions:
-            await subscription.close(self._close_timeout if connected else 0.5)
+            await subscription.close(self.close_timeout if connected else 0.5)
         self._shard_tasks.clear()
         self._shard_consumers.clear()
         self._subscriptions.clear()
         connection, self._connection = self._connection, None
         if connection is not None:
             with contextlib.suppress(Exception):
-                await asyncio.wait_for(connection.close(), self._close_timeout)
+                await asyncio.wait_for(connection.close(), self.close_timeout)
 
     async def ping(self) -> None:
         connection = self._connection
         if connection is None or connection.is_closed or not connection.connected.is_set():
             raise Unavailable(f"RabbitMQ at {self.where}: not connected")
 
+    def _connection_lost(self, _: object, error: BaseException | None = None) -> None:
+        if self._closing or self._down_since is not None:
+            return
+        self._down_since = time.monotonic()
+        log.warning("RabbitMQ at %s: connection lost (%s); reconnecting every %.1fs", self.where,
+                    _reason(error), self._reconnect_interval)
+
+    def _connection_back(self, _: object) -> None:
+        if self._down_since is not None:
+            log.info("RabbitMQ at %s: connected again after %.1fs", self.where, time.monotonic() - self._down_since)
+        self._down_since = None
+        self._up_since = time.monotonic()
+        self._probe = None
+
     async def _declare_uplinks(self, channel: AbstractChannel) -> AbstractExchange:
         exchange = await channel.declare_exchange(UPLINK_EXCHANGE, ExchangeType.DIRECT, durable=True)
         for shard in range(self._shards):
-            await self._declare_shard(channel, shard)
+            await self.declare_shard(channel, shard)
         return exchange
 
-    async def _declare_shard(self, channel: AbstractChannel, shard: int) -> AbstractQueue:
+    async def declare_shard(self, channel: AbstractChannel, shard: int) -> AbstractQueue:
         queue = await channel.declare_queue(
             _uplink_queue(shard), durable=True, arguments={"x-single-active-consumer": True})
         await queue.bind(UPLINK_EXCHANGE, routing_key=str(shard))
@@ -242,15 +315,29 @@ class RabbitMqBus:
             raise Unavailable(f"RabbitMQ at {self.where}: bus is not started")
         return self._connection
 
+    async def dead_letter(self, message: AbstractIncomingMessage, queue: str, reason: str) -> None:
+        """Keep an undecodable message in the dead-letter queue (confirmed), with where and why."""
+        exchange = self._dead_letter_exchange
+        assert exchange is not None
+        headers = {**(message.headers or {}), "x-im-source-queue": queue, "x-im-reason": reason[:500]}
+        await asyncio.wait_for(exchange.publish(
+            aio_pika.Message(message.body, headers=headers, content_type=message.content_type,
+                             delivery_mode=DeliveryMode.PERSISTENT),
+            routing_key=queue), self._publish_timeout)
+        metrics.DEAD_LETTERED.labels("uplink" if queue.startswith("im.uplink.") else "downlink").inc()
+        log.error("%s: an undecodable message of %d bytes was moved to the dead-letter queue %s: %s",
+                  queue, len(message.body), DEAD_LETTER, reason)
+
     # -- uplink ------------------------------------------------------------------------------------
 
     async def publish(self, uplinks: list[Uplink]) -> None:
         """Returns once RabbitMQ confirmed every uplink; `Unavailable` if it did not within `publish_timeout`.
 
         Calls are coalesced: while `max_publishes_in_flight` rounds await their confirms, new calls
-        wait in an outbox and go out together in the next round, one AMQP message per shard. A quiet
-        bus sends a call at once; a busy one sends fewer, fuller messages. Rounds are written in call
-        order, so a caller that publishes in order keeps that order per conversation.
+        wait in an outbox and go out together in the next round, one AMQP message per target queue.
+        A quiet bus sends a call at once; a busy one sends fewer, fuller messages. Rounds are written
+        in call order, so a caller that publishes in order keeps that order per conversation. While
+        the connection is down, calls wait for it (within `publish_timeout`).
         """
         if not uplinks:
             return
@@ -274,43 +361,67 @@ class RabbitMqBus:
             self._outbox_ready.clear()
             while self._outbox:
                 await self._publish_slots.acquire()
+                if self._router is not None:
+                    held = self._router.held_back(u for r in self._outbox for u in r.uplinks)
+                    if held:
+                        await self._router.hold(held)
                 requests, self._outbox = self._outbox, []
-                round_ = asyncio.create_task(self._publish_round(requests))
+                by_queue = self._group(requests)
+                round_ = asyncio.create_task(self._publish_round(requests, by_queue))
                 self._rounds.add(round_)
                 round_.add_done_callback(self._round_done)
+
+    def _group(self, requests: list[_PublishRequest]) -> dict[int, list[Uplink]]:
+        uplinks = (u for request in requests for u in request.uplinks)
+        if self._router is not None:
+            return self._router.assign(uplinks)
+        by_shard: dict[int, list[Uplink]] = {}
+        for uplink in uplinks:
+            by_shard.setdefault(shard_of(uplink.conversation, self._shards), []).append(uplink)
+        return by_shard
 
     def _round_done(self, round_: asyncio.Task[None]) -> None:
         self._rounds.discard(round_)
         self._publish_slots.release()
 
-    async def _publish_round(self, requests: list[_PublishRequest]) -> None:
+    async def _publish_round(self, requests: list[_PublishRequest], by_queue: dict[int, list[Uplink]]) -> None:
         exchange = self._uplink_exchange
-        assert exchange is not None
-        by_shard: dict[int, list[Uplink]] = {}
-        for request in requests:
-            for uplink in request.uplinks:
-                by_shard.setdefault(shard_of(uplink.conversation, self._shards), []).append(uplink)
-        # Tasks start in creation order, and rounds are created in call order: frames keep that order.
-        tasks = [
-            asyncio.ensure_future(exchange.publish(
-                aio_pika.Message(encode_uplinks(part), delivery_mode=DeliveryMode.PERSISTENT,
-                                 content_type="application/json"),
-                routing_key=str(shard), mandatory=True))
-            for shard, group in by_shard.items()
-            for part in _chunks(group, self._max_per_message)
-        ]
+        connection = self._connection
+        assert exchange is not None and connection is not None
+        messages = [(queue, aio_pika.Message(encode_uplinks(part, version=self._envelope_version),
+                                             delivery_mode=DeliveryMode.PERSISTENT,
+                                             content_type="application/json"))
+                    for queue, group in by_queue.items() for part in _chunks(group, self._max_per_message)]
         confirmed = False
         error: BaseException | None = None
         try:
             # Also bounds the wait for a reconnection, which aio-pika's own publish timeout does not.
             async with asyncio.timeout(self._publish_timeout):
-                await asyncio.gather(*tasks)
+                while True:
+                    await connection.connected.wait()
+                    # Tasks start in creation order, and rounds are created in call order: frames keep
+                    # that order.
+                    tasks = [asyncio.ensure_future(exchange.publish(message, routing_key=str(queue), mandatory=True))
+                             for queue, message in messages]
+                    try:
+                        await asyncio.gather(*tasks)
+                        metrics.UPLINK_MESSAGES.inc(len(tasks))
+                        break
+                    except _FAILURES as e:
+                        for task in tasks:
+                            task.cancel()
+                        error = e
+                        lost = isinstance(e, aio_pika.exceptions.ChannelInvalidStateError)
+                        if connection.connected.is_set() and not lost:
+                            raise
+                        # Lost on the way, or the channel is being restored: send it all again once
+                        # connected. A copy that did arrive is stored once anyway (logic knows it by
+                        # (sender, cid)).
+                        await asyncio.sleep(0.05)
             confirmed = True
         except _FAILURES as e:
             error = e
         finally:  # also on cancellation and on errors nobody expected: never leave a caller hanging
-            for task in tasks:
-                task.cancel()
             for request in requests:
                 if request.future.done():
                     continue
@@ -321,12 +432,71 @@ class RabbitMqBus:
                         Unavailable(f"RabbitMQ at {self.where}: publish failed: {error!r}"))
 
     async def consume(self, handler: UplinkHandler) -> None:
-        """Start consuming every shard in the background; returns at once."""
+        """Start consuming in the background and return: every shard, or those the leases give us."""
         connection = self._require_connection()
-        for shard in range(self._shards):
-            consumer = _ShardConsumer(self, connection, shard, handler)
-            self._shard_consumers.append(consumer)
-            self._shard_tasks.append(asyncio.create_task(consumer.run(), name=f"rabbitmq-shard-{shard}"))
+        self._handler = handler
+        if self.leases is None:
+            for shard in range(self._shards):
+                await self.start_shard(shard)
+            return
+        # Present before claiming anything: other replicas take over a replica whose presence is gone.
+        channel = await connection.channel(publisher_confirms=False)
+        presence = await channel.declare_queue(_presence_queue(self.leases.replica_id), auto_delete=True)
+        await presence.consume(_ignore)
+        await self.leases.start(self)
+
+    # -- `ShardConsumers`, driven by the leases ------------------------------------------------------
+
+    async def start_shard(self, shard: int) -> None:
+        if shard in self._shard_tasks and not self._shard_tasks[shard].done():
+            return
+        assert self._handler is not None and self._connection is not None
+        consumer = ShardConsumer(self, self._connection, shard, self._handler)
+        self._shard_consumers[shard] = consumer
+        self._shard_tasks[shard] = asyncio.create_task(consumer.run(), name=f"rabbitmq-shard-{shard}")
+
+    async def stop_shard(self, shard: int, *, drain: bool) -> None:
+        consumer = self._shard_consumers.pop(shard, None)
+        task = self._shard_tasks.pop(shard, None)
+        if consumer is None or task is None:
+            return
+        consumer.stop(drain=drain)
+        if drain:
+            # The lease is given back after this returns, so the next holder never overlaps with us.
+            with contextlib.suppress(Exception):
+                await asyncio.wait_for(asyncio.shield(task), self.close_timeout + 1)
+        if not task.done():
+            self._retiring.add(task)
+            task.add_done_callback(self._retiring.discard)
+
+    def shard_progressing(self, shard: int) -> bool:
+        consumer = self._shard_consumers.get(shard)
+        return consumer is None or consumer.progressing()
+
+    async def replica_present(self, replica: str) -> bool | None:
+        """Whether that replica's presence queue exists, i.e. its connection to the broker is alive.
+
+        None while our own connection is down or just came back (the others may not have redeclared
+        theirs yet), so a broker restart never looks like every other replica died.
+        """
+        connection = self._connection
+        if connection is None or not connection.connected.is_set() or \
+                time.monotonic() - self._up_since < 3 * self._reconnect_interval + 2:
+            return None
+        try:
+            if self._probe is None or self._probe.is_closed:
+                # Not robust: a passive declare of a missing queue closes the channel (404), by design.
+                probe = aio_pika.Channel(connection, publisher_confirms=False)
+                await probe.initialize()
+                self._probe = probe
+            await self._probe.declare_queue(_presence_queue(replica), passive=True)
+            return True
+        except aio_pika.exceptions.ChannelNotFoundEntity:
+            self._probe = None
+            return False
+        except Exception:  # noqa: BLE001 - cannot tell now; asked again next round
+            self._probe = None
+            return None
 
     # -- downlink ----------------------------------------------------------------------------------
 
@@ -343,9 +513,24 @@ class RabbitMqBus:
             raise Unavailable(f"RabbitMQ at {self.where}: downlink publish failed: {e!r}") from e
 
     async def subscribe(self, gateway: str, handler: DownlinkHandler) -> None:
-        """Consume `im.downlink.<gateway>`; `handler` is called for one downlink at a time, in order."""
+        """Consume `im.downlink.<gateway>`; `handler` is called for one downlink at a time, in order.
+
+        With a route table, the acks and refusals in each downlink also tell the router which
+        uplinks are answered (a shard moves to another queue only once its uplinks are).
+        """
         connection = self._require_connection()
-        subscription = _Subscription(gateway, handler)
+        router = self._router
+        if router is not None:
+            inner = handler
+
+            async def handler(downlink: Downlink) -> None:
+                for ack in downlink.acks:
+                    router.answered(ack.conn, ack.cid)
+                for rejection in downlink.rejections:
+                    router.answered(rejection.conn, rejection.cid)
+                await inner(downlink)
+
+        subscription = Subscription(gateway, handler, self.dead_letter)
         try:
             channel = await connection.channel(publisher_confirms=False)
             await channel.set_qos(prefetch_count=self._downlink_prefetch)
@@ -360,24 +545,24 @@ class RabbitMqBus:
         self._subscriptions.append(subscription)
 
 
-async def _first(*waits: Awaitable[object]) -> None:
-    """Wait until one of `waits` is done, then cancel the others."""
-    futures = [asyncio.ensure_future(w) for w in waits]
-    try:
-        await asyncio.wait(futures, return_when=asyncio.FIRST_COMPLETED)
-    finally:
-        for future in futures:
-            future.cancel()
-
-
 def _retrieve(future: asyncio.Future[None]) -> None:
     if not future.cancelled():
         future.exception()
 
 
+async def _ignore(message: AbstractIncomingMessage) -> None:
+    await message.ack()
+
+
 def _chunks(items: list[Uplink], size: int) -> Iterable[list[Uplink]]:
     for start in range(0, len(items), size):
         yield items[start:start + size]
+
+
+def _reason(error: BaseException | None) -> str:
+    if error is None:
+        return "closed"
+    return str(error) or type(error).__name__
 
 
 @dataclass(slots=True)
@@ -386,175 +571,33 @@ class _PublishRequest:
     future: asyncio.Future[None]
 
 
-@dataclass(slots=True)
-class _Pending:
-    message: AbstractIncomingMessage
-    done: bool = False
+# -- the library's own reports of an expected disconnect ----------------------------------------------
+
+_EXPECTED = {
+    # aiormq: the broker closed (restart, shutdown) or cannot be reached while reconnecting.
+    "aiormq.connection": ("Unexpected connection close from remote", "Cancelling cause reader exited abnormally",
+                          "error when creating transport", "Server connection %r was stuck"),
+    # aio-pika: reconnect attempts, and channel close callbacks run on a connection already gone.
+    "aio_pika.robust_connection": ("Connection attempt to", "Connection to %s closed", "Reconnect attempt failed"),
+    "aio_pika.tools": ("Callback %r error",),
+}
 
 
-class _ShardConsumer:
-    """Consumes one uplink queue, one channel (a `_ShardSession`) at a time; see the module docstring."""
+class _ExpectedDisconnects(logging.Filter):
+    """Drops the library's ERROR/WARNING lines (and tracebacks) about a connection going away: the bus
+    reports an outage itself, once. Anything else the libraries log passes untouched."""
 
-    def __init__(self, bus: RabbitMqBus, connection: AbstractRobustConnection, shard: int,
-                 handler: UplinkHandler) -> None:
-        self.bus = bus
-        self.connection = connection
-        self.shard = shard
-        self.handler = handler
-        self.stopping = asyncio.Event()
+    def __init__(self, prefixes: tuple[str, ...]) -> None:
+        super().__init__()
+        self._prefixes = prefixes
 
-    def stop(self) -> None:
-        self.stopping.set()
-
-    async def run(self) -> None:
-        while not self.stopping.is_set():
-            try:
-                await _first(self.connection.ready(), self.stopping.wait())
-                if self.stopping.is_set():
-                    return
-                await _ShardSession(self).run()
-            except asyncio.CancelledError:
-                raise
-            except Exception as e:
-                log.warning("uplink shard %d: %r; retrying in %.1fs", self.shard, e, self.bus._retry_delay)
-            with contextlib.suppress(asyncio.TimeoutError):
-                await asyncio.wait_for(self.stopping.wait(), self.bus._retry_delay)
+    def filter(self, record: logging.LogRecord) -> bool:
+        message = record.msg if isinstance(record.msg, str) else ""
+        return not message.startswith(self._prefixes)
 
 
-class _ShardSession:
-    """One channel's life: consume until the handler fails, the channel closes or the consumer stops.
-
-    Deliveries of an earlier session (a channel that is going away) never reach a later one: each
-    session has its own callback and state.
-    """
-
-    def __init__(self, consumer: _ShardConsumer) -> None:
-        self.consumer = consumer
-        self.shard = consumer.shard
-        self.pending: deque[_Pending] = deque()
-        self.calls: set[asyncio.Task[None]] = set()
-        self.failed = asyncio.Event()
-        self.ack_lock = asyncio.Lock()
-        self.channel: AbstractChannel | None = None
-
-    @property
-    def taking(self) -> bool:
-        return not (self.failed.is_set() or self.consumer.stopping.is_set() or self.channel is None)
-
-    async def run(self) -> None:
-        bus = self.consumer.bus
-        channel = aio_pika.Channel(self.consumer.connection, publisher_confirms=False)
-        await channel.initialize()
-        self.channel = channel
-        try:
-            await channel.set_qos(prefetch_count=bus._prefetch)
-            queue = await bus._declare_shard(channel, self.shard)
-            consumer_tag = await queue.consume(self.on_message)
-            await _first(channel.closed(), self.failed.wait(), self.consumer.stopping.wait())
-            if self.consumer.stopping.is_set() and not channel.is_closed:
-                # Graceful stop: no new deliveries, finish and ack the calls in flight.
-                with contextlib.suppress(Exception):
-                    await queue.cancel(consumer_tag)
-        finally:
-            # Calls in flight finish before anything is delivered again, so handler calls keep queue order.
-            if self.calls:
-                await asyncio.gather(*self.calls, return_exceptions=True)
-            await self.ack_done_prefix()
-            self.channel = None
-            if not channel.is_closed:
-                with contextlib.suppress(Exception):
-                    await channel.close()  # the broker requeues every unacked message, in order
-        if self.failed.is_set():
-            raise RuntimeError("the uplink handler failed; unacked messages are requeued")
-
-    async def on_message(self, message: AbstractIncomingMessage) -> None:
-        # Runs up to its first await in delivery order (aio-pika starts one task per delivery, FIFO).
-        entry = _Pending(message)
-        self.pending.append(entry)
-        if not self.taking:
-            return  # left unacked: requeued when the channel closes
-        try:
-            uplinks = decode_uplinks(message.body)
-        except Exception:
-            log.error("uplink shard %d: dropping an undecodable message of %d bytes", self.shard,
-                      len(message.body), exc_info=True)
-            entry.done = True
-            await self.ack_done_prefix()
-            return
-        task = asyncio.current_task()
-        assert task is not None
-        self.calls.add(task)
-        try:
-            await self.consumer.handler(uplinks)
-        except Exception:
-            log.warning("uplink shard %d: handler failed for %d uplinks; they will be delivered again",
-                        self.shard, len(uplinks), exc_info=True)
-            self.failed.set()
-            return
-        finally:
-            self.calls.discard(task)
-        entry.done = True
-        await self.ack_done_prefix()
-
-    async def ack_done_prefix(self) -> None:
-        async with self.ack_lock:
-            last: _Pending | None = None
-            while self.pending and self.pending[0].done:
-                last = self.pending.popleft()
-            if last is None or self.channel is None or self.channel.is_closed:
-                return
-            try:
-                await last.message.ack(multiple=True)
-            except Exception as e:  # the channel is gone: the broker redelivers these
-                log.info("uplink shard %d: ack failed (%r); messages will be redelivered", self.shard, e)
-
-
-class _Subscription:
-    """A gateway's downlink queue: one handler call at a time, in queue order."""
-
-    def __init__(self, gateway: str, handler: DownlinkHandler) -> None:
-        self.gateway = gateway
-        self.handler = handler
-        self._inbox: asyncio.Queue[AbstractIncomingMessage] = asyncio.Queue()
-        self._channel: AbstractChannel | None = None
-        self._queue: AbstractQueue | None = None
-        self._worker: asyncio.Task[None] | None = None
-        self._consumer_tag: str | None = None
-
-    async def start(self, channel: AbstractChannel, queue: AbstractQueue) -> None:
-        self._channel, self._queue = channel, queue
-        self._worker = asyncio.create_task(self._work(), name=f"rabbitmq-downlink-{self.gateway}")
-        self._consumer_tag = await queue.consume(self._on_message)
-
-    async def _on_message(self, message: AbstractIncomingMessage) -> None:
-        self._inbox.put_nowait(message)  # bounded by the channel's prefetch
-
-    async def _work(self) -> None:
-        while True:
-            message = await self._inbox.get()
-            try:
-                message.channel  # noqa: B018 - raises once the channel it came on has closed
-            except aio_pika.exceptions.ChannelInvalidStateError:
-                continue  # unacked, so the broker delivers it again on the new channel: skip this copy
-            try:
-                await self.handler(decode_downlink(message.body))
-            except Exception:
-                log.exception("downlink %s: handler failed; the downlink is dropped", self.gateway)
-            with contextlib.suppress(Exception):
-                await message.ack()
-
-    async def close(self, timeout: float) -> None:
-        """Stop and delete the queue (it would expire anyway: a broker that is gone is not waited for)."""
-        if self._worker is not None:
-            self._worker.cancel()
-            with contextlib.suppress(asyncio.CancelledError):
-                await self._worker
-        if self._queue is not None:
-            if self._consumer_tag is not None:  # a consumer the broker cancels makes aio-pika reconnect
-                with contextlib.suppress(Exception):
-                    await asyncio.wait_for(self._queue.cancel(self._consumer_tag), timeout)
-            with contextlib.suppress(Exception):
-                await asyncio.wait_for(self._queue.delete(if_unused=False, if_empty=False), timeout)
-        if self._channel is not None:
-            with contextlib.suppress(Exception):
-                await asyncio.wait_for(self._channel.close(), timeout)
+def _quiet_expected_disconnects() -> None:
+    for name, prefixes in _EXPECTED.items():
+        logger = logging.getLogger(name)
+        if not any(isinstance(f, _ExpectedDisconnects) for f in logger.filters):
+            logger.addFilter(_ExpectedDisconnects(prefixes))

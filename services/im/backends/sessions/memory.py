@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 from collections import defaultdict
-from collections.abc import Iterable
+from collections.abc import Awaitable, Callable, Iterable
 
 __all__ = ["MemorySessions"]
 
@@ -11,6 +11,7 @@ __all__ = ["MemorySessions"]
 class MemorySessions:
     def __init__(self) -> None:
         self._gateways: defaultdict[int, set[str]] = defaultdict(set)
+        self._listeners: list[Callable[[list[int]], None]] = []
 
     async def start(self) -> None:
         pass
@@ -20,6 +21,9 @@ class MemorySessions:
 
     async def ping(self) -> None:
         pass
+
+    def on_reset(self, callback: Callable[[], Awaitable[None]]) -> None:
+        """Never called: an in-process map cannot lose entries behind our back."""
 
     async def bind(self, user_id: int, gateway: str) -> None:
         self._gateways[user_id].add(gateway)
@@ -41,3 +45,11 @@ class MemorySessions:
             if gateways:
                 found[user_id] = set(gateways)
         return found
+
+    async def announce(self, user_ids: Iterable[int]) -> None:
+        users = list(user_ids)
+        for listener in self._listeners:
+            listener(users)
+
+    def on_announce(self, callback: Callable[[list[int]], None]) -> None:
+        self._listeners.append(callback)

@@ -6,24 +6,42 @@ Keys (all under `key_prefix`):
   connected to it; a gateway that dies stops refreshing and its entries lapse after `ttl_seconds`.
   The key itself expires with its longest-lived entry, so a user nobody refreshes leaves nothing behind.
 - `gw:<gateway id>`: a gateway's liveness key, rewritten with the same TTL on every `refresh`.
+- `marker:<random>`: one per process, set when it starts and checked every `watch_seconds`.
+- `presence` (a pub/sub channel, not a key): announcements that users may have come online or gone
+  offline, a JSON array of user ids per message; every process listens, re-subscribing after
+  Redis comes back (what was announced meanwhile is lost: gateways re-check what they watch).
 
 Every operation is one round trip: a Lua script does the expiry arithmetic on the server's clock (so
 gateways with skewed clocks agree) and `locate` drops lapsed entries while it reads.
+
+Losing Redis is noticed in seconds, not at the next refresh: a watchdog checks the marker every
+`watch_seconds`. When Redis stops answering, `locate` fails at once instead of waiting out its
+timeout on every call (logic then leaves delivery to the clients' sync); when it answers again, or
+when the marker is gone (Redis restarted empty or was flushed), the callbacks given to `on_reset` run
+at once, so a gateway re-registers all its sessions and pushes resume.
 """
 
 from __future__ import annotations
 
 import asyncio
-from collections.abc import Iterable
+import contextlib
+import logging
+import secrets
+from collections.abc import Awaitable, Callable, Iterable
 from typing import Any
 
+import orjson
 import redis.asyncio as aioredis
+from redis.asyncio.retry import Retry
+from redis.backoff import NoBackoff
 from redis.exceptions import ConnectionError as RedisConnectionError
 from redis.exceptions import TimeoutError as RedisTimeoutError
 
 from im.protocol.errors import Unavailable
 
 __all__ = ["RedisSessions"]
+
+log = logging.getLogger(__name__)
 
 # KEYS: user keys..., then the gateway's liveness key; ARGV: gateway id, ttl ms.
 _REFRESH = """
@@ -79,6 +97,7 @@ class RedisSessions:
         socket_timeout: float = 2.0,
         max_connections: int = 32,
         max_keys_per_script: int = 1000,
+        watch_seconds: float = 1.0,
         setting: str = "IM_REDIS_URL",
     ) -> None:
         """
@@ -90,6 +109,7 @@ class RedisSessions:
         :param max_connections: size of the connection pool.
         :param max_keys_per_script: users one script call handles; more are split into several calls
             sent together (still one round trip), so one call never holds Redis for long.
+        :param watch_seconds: how often the watchdog checks that Redis answers and still has our data.
         :param setting: the configuration name errors about `url` mention.
         """
         if not url.startswith(("redis://", "rediss://", "unix://")):
@@ -106,9 +126,19 @@ class RedisSessions:
         self._socket_timeout = socket_timeout
         self._max_connections = max_connections
         self._script_keys = max(1, max_keys_per_script)
+        self._watch_seconds = watch_seconds
+        self._marker = f"{key_prefix}marker:{secrets.token_hex(8)}"
         self._client: aioredis.Redis | None = None
         self._refresh: Any = None
         self._locate: Any = None
+        self._watchdog: asyncio.Task[None] | None = None
+        self._resets: list[Callable[[], Awaitable[None]]] = []
+        self._announced: list[Callable[[list[int]], None]] = []
+        self._listener: asyncio.Task[None] | None = None
+        self._channel = f"{key_prefix}presence"
+        self._down = False
+        self.resets = 0
+        """How often Redis came back or lost our data since start (for tests and logs)."""
 
     @property
     def where(self) -> str:
@@ -133,23 +163,83 @@ class RedisSessions:
             return
         # A blocking pool makes a burst of calls wait for a free connection instead of failing with
         # "Too many connections" (a burst of logins once lost their session entries that way).
+        # A pooled connection that Redis closed (it restarted) fails its next command: every command
+        # here is safe to repeat, so it is tried once more on a fresh connection before it counts
+        # as failed (an unbind lost that way left a user online until the TTL).
         pool = aioredis.BlockingConnectionPool.from_url(
             self._url, socket_timeout=self._socket_timeout, socket_connect_timeout=self._socket_timeout,
-            max_connections=self._max_connections, timeout=self._socket_timeout, health_check_interval=30)
+            max_connections=self._max_connections, timeout=self._socket_timeout, health_check_interval=30,
+            retry=Retry(NoBackoff(), 1), retry_on_error=[RedisConnectionError])
         client = aioredis.Redis.from_pool(pool)
         self._client = client
         self._refresh = client.register_script(_REFRESH)
         self._locate = client.register_script(_LOCATE)
         try:
             await self.ping()
+            await self._mark(client)
         except Unavailable:
             await self.close()
             raise
+        self._watchdog = asyncio.create_task(self._watch(), name="redis-sessions-watchdog")
+        self._listener = asyncio.create_task(self._listen(), name="redis-presence-listener")
 
     async def close(self) -> None:
+        if self._listener is not None:
+            self._listener.cancel()
+            with contextlib.suppress(asyncio.CancelledError):
+                await self._listener
+            self._listener = None
+        if self._watchdog is not None:
+            self._watchdog.cancel()
+            with contextlib.suppress(asyncio.CancelledError):
+                await self._watchdog
+            self._watchdog = None
         client, self._client = self._client, None
         if client is not None:
+            with contextlib.suppress(*_UNAVAILABLE):
+                await asyncio.wait_for(client.delete(self._marker), self._socket_timeout)
             await client.aclose()
+
+    def on_reset(self, callback: Callable[[], Awaitable[None]]) -> None:
+        """Call `callback` whenever Redis may have lost entries: it answers again after not answering,
+        or the marker this process set is gone. A gateway re-registers its sessions there."""
+        self._resets.append(callback)
+
+    async def _mark(self, client: aioredis.Redis) -> bool:
+        """Set this process's marker if missing; True if it was missing. It outlives a dead process
+        only by ten times the session TTL."""
+        try:
+            created = await client.set(self._marker, 1, nx=True, px=10 * self._ttl_ms)
+            if not created:
+                await client.pexpire(self._marker, 10 * self._ttl_ms)
+        except _UNAVAILABLE as e:
+            raise self._unavailable(e) from e
+        return bool(created)
+
+    async def _watch(self) -> None:
+        while True:
+            await asyncio.sleep(self._watch_seconds)
+            client = self._client
+            if client is None:
+                return
+            try:
+                lost = await asyncio.wait_for(self._mark(client), self._socket_timeout)
+            except Exception as e:  # noqa: BLE001 - whatever it is, Redis does not answer as it should
+                if not self._down:
+                    self._down = True
+                    log.warning("Redis at %s does not answer (%s); session look-ups fail fast until it does",
+                                self.where, e)
+                continue
+            came_back, self._down = self._down, False
+            if came_back or lost:
+                self.resets += 1
+                log.log(logging.WARNING if lost else logging.INFO, "Redis at %s %s; re-registering sessions",
+                        self.where, "lost its data" if lost else "answers again")
+                for callback in self._resets:
+                    try:
+                        await callback()
+                    except Exception:  # noqa: BLE001 - the next reset or the periodic refresh retries
+                        log.exception("re-registering sessions after a Redis reset failed")
 
     async def ping(self) -> None:
         client = self._require()
@@ -181,6 +271,8 @@ class RedisSessions:
         users = list(dict.fromkeys(user_ids))
         if not users:
             return {}
+        if self._down:
+            raise Unavailable(f"Redis at {self.where} does not answer")
         found = await self._run(self._locate, [([self._user_key(u) for u in part], [])
                                                for part in _parts(users, self._script_keys)])
         gateways_of = [gateways for part in found for gateways in part]
@@ -200,6 +292,49 @@ class RedisSessions:
             return list(await pipe.execute())
         except _UNAVAILABLE as e:
             raise self._unavailable(e) from e
+
+    async def announce(self, user_ids: Iterable[int]) -> None:
+        users = list(dict.fromkeys(user_ids))
+        if not users:
+            return
+        client = self._require()
+        try:
+            await client.publish(self._channel, orjson.dumps(users))
+        except _UNAVAILABLE as e:
+            raise self._unavailable(e) from e
+
+    def on_announce(self, callback: Callable[[list[int]], None]) -> None:
+        self._announced.append(callback)
+
+    async def _listen(self) -> None:
+        """Hear every announcement; after a lost connection, subscribe again (a second later)."""
+        while True:
+            client = self._client
+            if client is None:
+                return
+            pubsub = client.pubsub(ignore_subscribe_messages=True)
+            try:
+                await pubsub.subscribe(self._channel)
+                async for message in pubsub.listen():
+                    self._heard(message.get("data"))
+            except asyncio.CancelledError:
+                raise
+            except Exception as e:  # noqa: BLE001 - Redis went away: listen again once it is back
+                log.debug("presence channel lost: %r", e)
+            finally:
+                with contextlib.suppress(Exception):
+                    await pubsub.aclose()  # type: ignore[no-untyped-call]
+            await asyncio.sleep(self._watch_seconds)
+
+    def _heard(self, data: Any) -> None:
+        try:
+            users = orjson.loads(data)
+        except (orjson.JSONDecodeError, TypeError):
+            return
+        if isinstance(users, list):
+            ids = [u for u in users if type(u) is int]
+            for callback in self._announced:
+                callback(ids)
 
     async def gateway_alive(self, gateway: str) -> bool:
         """Whether `gateway` refreshed within the TTL."""

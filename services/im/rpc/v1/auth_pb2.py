@@ -24,7 +24,7 @@ _sym_db = _symbol_database.Default()
 
 
 
-DESCRIPTOR = _descriptor_pool.Default().AddSerializedFile(b'\n\x10im/v1/auth.proto\x12\x05im.v1\"3\n\x04User\x12\n\n\x02id\x18\x01 \x01(\x03\x12\r\n\x05\x65mail\x18\x02 \x01(\t\x12\x10\n\x08nickname\x18\x03 \x01(\t\"D\n\x0fRegisterRequest\x12\r\n\x05\x65mail\x18\x01 \x01(\t\x12\x10\n\x08password\x18\x02 \x01(\t\x12\x10\n\x08nickname\x18\x03 \x01(\t\"-\n\x10RegisterResponse\x12\x19\n\x04user\x18\x01 \x01(\x0b\x32\x0b.im.v1.User\"/\n\x0cLoginRequest\x12\r\n\x05\x65mail\x18\x01 \x01(\t\x12\x10\n\x08password\x18\x02 \x01(\t\"C\n\rLoginResponse\x12\r\n\x05token\x18\x01 \x01(\t\x12\x0f\n\x07user_id\x18\x02 \x01(\x03\x12\x12\n\nexpires_at\x18\x03 \x01(\x03\"%\n\x14ValidateTokenRequest\x12\r\n\x05token\x18\x01 \x01(\t\"<\n\x15ValidateTokenResponse\x12\x0f\n\x07user_id\x18\x01 \x01(\x03\x12\x12\n\nexpires_at\x18\x02 \x01(\x03\x32\xca\x01\n\x0b\x41uthService\x12;\n\x08Register\x12\x16.im.v1.RegisterRequest\x1a\x17.im.v1.RegisterResponse\x12\x32\n\x05Login\x12\x13.im.v1.LoginRequest\x1a\x14.im.v1.LoginResponse\x12J\n\rValidateToken\x12\x1b.im.v1.ValidateTokenRequest\x1a\x1c.im.v1.ValidateTokenResponseb\x06proto3')
+DESCRIPTOR = _descriptor_pool.Default().AddSerializedFile(b'\n\x10im/v1/auth.proto\x12\x05im.v1\"3\n\x04User\x12\n\n\x02id\x18\x01 \x01(\x03\x12\r\n\x05\x65mail\x18\x02 \x01(\t\x12\x10\n\x08nickname\x18\x03 \x01(\t\"D\n\x0fRegisterRequest\x12\r\n\x05\x65mail\x18\x01 \x01(\t\x12\x10\n\x08password\x18\x02 \x01(\t\x12\x10\n\x08nickname\x18\x03 \x01(\t\"-\n\x10RegisterResponse\x12\x19\n\x04user\x18\x01 \x01(\x0b\x32\x0b.im.v1.User\"G\n\x0cLoginRequest\x12\r\n\x05\x65mail\x18\x01 \x01(\t\x12\x10\n\x08password\x18\x02 \x01(\t\x12\x16\n\x0e\x63lient_address\x18\x03 \x01(\t\"C\n\rLoginResponse\x12\r\n\x05token\x18\x01 \x01(\t\x12\x0f\n\x07user_id\x18\x02 \x01(\x03\x12\x12\n\nexpires_at\x18\x03 \x01(\x03\x32~\n\x0b\x41uthService\x12;\n\x08Register\x12\x16.im.v1.RegisterRequest\x1a\x17.im.v1.RegisterResponse\x12\x32\n\x05Login\x12\x13.im.v1.LoginRequest\x1a\x14.im.v1.LoginResponseb\x06proto3')
 
 _globals = globals()
 _builder.BuildMessageAndEnumDescriptors(DESCRIPTOR, _globals)
@@ -38,13 +38,9 @@ if not _descriptor._USE_C_DESCRIPTORS:
   _globals['_REGISTERRESPONSE']._serialized_start=150
   _globals['_REGISTERRESPONSE']._serialized_end=195
   _globals['_LOGINREQUEST']._serialized_start=197
-  _globals['_LOGINREQUEST']._serialized_end=244
-  _globals['_LOGINRESPONSE']._serialized_start=246
-  _globals['_LOGINRESPONSE']._serialized_end=313
-  _globals['_VALIDATETOKENREQUEST']._serialized_start=315
-  _globals['_VALIDATETOKENREQUEST']._serialized_end=352
-  _globals['_VALIDATETOKENRESPONSE']._serialized_start=354
-  _globals['_VALIDATETOKENRESPONSE']._serialized_end=414
-  _globals['_AUTHSERVICE']._serialized_start=417
-  _globals['_AUTHSERVICE']._serialized_end=619
+  _globals['_LOGINREQUEST']._serialized_end=268
+  _globals['_LOGINRESPONSE']._serialized_start=270
+  _globals['_LOGINRESPONSE']._serialized_end=337
+  _globals['_AUTHSERVICE']._serialized_start=339
+  _globals['_AUTHSERVICE']._serialized_end=465
 # @@protoc_insertion_point(module_scope)

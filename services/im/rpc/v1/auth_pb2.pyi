@@ -32,12 +32,14 @@ class RegisterResponse(_message.Message):
     def __init__(self, user: _Optional[_Union[User, _Mapping]] = ...) -> None: ...
 
 class LoginRequest(_message.Message):
-    __slots__ = ("email", "password")
+    __slots__ = ("email", "password", "client_address")
     EMAIL_FIELD_NUMBER: _ClassVar[int]
     PASSWORD_FIELD_NUMBER: _ClassVar[int]
+    CLIENT_ADDRESS_FIELD_NUMBER: _ClassVar[int]
     email: str
     password: str
-    def __init__(self, email: _Optional[str] = ..., password: _Optional[str] = ...) -> None: ...
+    client_address: str
+    def __init__(self, email: _Optional[str] = ..., password: _Optional[str] = ..., client_address: _Optional[str] = ...) -> None: ...
 
 class LoginResponse(_message.Message):
     __slots__ = ("token", "user_id", "expires_at")
@@ -48,17 +50,3 @@ class LoginResponse(_message.Message):
     user_id: int
     expires_at: int
     def __init__(self, token: _Optional[str] = ..., user_id: _Optional[int] = ..., expires_at: _Optional[int] = ...) -> None: ...
-
-class ValidateTokenRequest(_message.Message):
-    __slots__ = ("token",)
-    TOKEN_FIELD_NUMBER: _ClassVar[int]
-    token: str
-    def __init__(self, token: _Optional[str] = ...) -> None: ...
-
-class ValidateTokenResponse(_message.Message):
-    __slots__ = ("user_id", "expires_at")
-    USER_ID_FIELD_NUMBER: _ClassVar[int]
-    EXPIRES_AT_FIELD_NUMBER: _ClassVar[int]
-    user_id: int
-    expires_at: int
-    def __init__(self, user_id: _Optional[int] = ..., expires_at: _Optional[int] = ...) -> None: ...

@@ -44,11 +44,6 @@ class AuthServiceStub:
                 request_serializer=im_dot_v1_dot_auth__pb2.LoginRequest.SerializeToString,
                 response_deserializer=im_dot_v1_dot_auth__pb2.LoginResponse.FromString,
                 _registered_method=True)
-        self.ValidateToken = channel.unary_unary(
-                '/im.v1.AuthService/ValidateToken',
-                request_serializer=im_dot_v1_dot_auth__pb2.ValidateTokenRequest.SerializeToString,
-                response_deserializer=im_dot_v1_dot_auth__pb2.ValidateTokenResponse.FromString,
-                _registered_method=True)
 
 
 class AuthServiceServicer:
@@ -62,14 +57,8 @@ class AuthServiceServicer:
         raise NotImplementedError('Method not implemented!')
 
     def Login(self, request, context):
-        """Fails with UNAUTHENTICATED on a wrong email or password.
-        """
-        context.set_code(grpc.StatusCode.UNIMPLEMENTED)
-        context.set_details('Method not implemented!')
-        raise NotImplementedError('Method not implemented!')
-
-    def ValidateToken(self, request, context):
-        """Fails with UNAUTHENTICATED when the token is malformed, wrongly signed or expired.
+        """Fails with UNAUTHENTICATED on a wrong email or password, and with RESOURCE_EXHAUSTED
+        (im-error-code `rate_limited`, `im-retry-after` seconds) once failed logins are throttled.
         """
         context.set_code(grpc.StatusCode.UNIMPLEMENTED)
         context.set_details('Method not implemented!')
@@ -87,11 +76,6 @@ def add_AuthServiceServicer_to_server(servicer, server):
                     servicer.Login,
                     request_deserializer=im_dot_v1_dot_auth__pb2.LoginRequest.FromString,
                     response_serializer=im_dot_v1_dot_auth__pb2.LoginResponse.SerializeToString,
-            ),
-            'ValidateToken': grpc.unary_unary_rpc_method_handler(
-                    servicer.ValidateToken,
-                    request_deserializer=im_dot_v1_dot_auth__pb2.ValidateTokenRequest.FromString,
-                    response_serializer=im_dot_v1_dot_auth__pb2.ValidateTokenResponse.SerializeToString,
             ),
     }
     generic_handler = grpc.method_handlers_generic_handler(
@@ -148,33 +132,6 @@ class AuthService:
             '/im.v1.AuthService/Login',
             im_dot_v1_dot_auth__pb2.LoginRequest.SerializeToString,
             im_dot_v1_dot_auth__pb2.LoginResponse.FromString,
-            options,
-            channel_credentials,
-            insecure,
-            call_credentials,
-            compression,
-            wait_for_ready,
-            timeout,
-            metadata,
-            _registered_method=True)
-
-    @staticmethod
-    def ValidateToken(request,
-            target,
-            options=(),
-            channel_credentials=None,
-            call_credentials=None,
-            insecure=False,
-            compression=None,
-            wait_for_ready=None,
-            timeout=None,
-            metadata=None):
-        return grpc.experimental.unary_unary(
-            request,
-            target,
-            '/im.v1.AuthService/ValidateToken',
-            im_dot_v1_dot_auth__pb2.ValidateTokenRequest.SerializeToString,
-            im_dot_v1_dot_auth__pb2.ValidateTokenResponse.FromString,
             options,
             channel_credentials,
             insecure,

@@ -24,7 +24,7 @@ _sym_db = _symbol_database.Default()
 
 
 
-DESCRIPTOR = _descriptor_pool.Default().AddSerializedFile(b'\n\x11im/v1/group.proto\x12\x05im.v1\"0\n\x05Group\x12\n\n\x02id\x18\x01 \x01(\x03\x12\x0c\n\x04name\x18\x02 \x01(\t\x12\r\n\x05owner\x18\x03 \x01(\x03\"1\n\x12\x43reateGroupRequest\x12\r\n\x05owner\x18\x01 \x01(\x03\x12\x0c\n\x04name\x18\x02 \x01(\t\"2\n\x13\x43reateGroupResponse\x12\x1b\n\x05group\x18\x01 \x01(\x0b\x32\x0c.im.v1.Group\"E\n\x10\x41\x64\x64MemberRequest\x12\x0e\n\x06\x63\x61ller\x18\x01 \x01(\x03\x12\x10\n\x08group_id\x18\x02 \x01(\x03\x12\x0f\n\x07user_id\x18\x03 \x01(\x03\"\x13\n\x11\x41\x64\x64MemberResponse\"6\n\x12ListMembersRequest\x12\x0e\n\x06\x63\x61ller\x18\x01 \x01(\x03\x12\x10\n\x08group_id\x18\x02 \x01(\x03\"\'\n\x13ListMembersResponse\x12\x10\n\x08user_ids\x18\x01 \x03(\x03\"&\n\x13ListMyGroupsRequest\x12\x0f\n\x07user_id\x18\x01 \x01(\x03\"4\n\x14ListMyGroupsResponse\x12\x1c\n\x06groups\x18\x01 \x03(\x0b\x32\x0c.im.v1.Group2\xa3\x02\n\x0cGroupService\x12\x44\n\x0b\x43reateGroup\x12\x19.im.v1.CreateGroupRequest\x1a\x1a.im.v1.CreateGroupResponse\x12>\n\tAddMember\x12\x17.im.v1.AddMemberRequest\x1a\x18.im.v1.AddMemberResponse\x12\x44\n\x0bListMembers\x12\x19.im.v1.ListMembersRequest\x1a\x1a.im.v1.ListMembersResponse\x12G\n\x0cListMyGroups\x12\x1a.im.v1.ListMyGroupsRequest\x1a\x1b.im.v1.ListMyGroupsResponseb\x06proto3')
+DESCRIPTOR = _descriptor_pool.Default().AddSerializedFile(b'\n\x11im/v1/group.proto\x12\x05im.v1\"0\n\x05Group\x12\n\n\x02id\x18\x01 \x01(\x03\x12\x0c\n\x04name\x18\x02 \x01(\t\x12\r\n\x05owner\x18\x03 \x01(\x03\"/\n\x12\x43reateGroupRequest\x12\x0c\n\x04name\x18\x02 \x01(\tJ\x04\x08\x01\x10\x02R\x05owner\"2\n\x13\x43reateGroupResponse\x12\x1b\n\x05group\x18\x01 \x01(\x0b\x32\x0c.im.v1.Group\"C\n\x10\x41\x64\x64MemberRequest\x12\x10\n\x08group_id\x18\x02 \x01(\x03\x12\x0f\n\x07user_id\x18\x03 \x01(\x03J\x04\x08\x01\x10\x02R\x06\x63\x61ller\"\x13\n\x11\x41\x64\x64MemberResponse\"4\n\x12ListMembersRequest\x12\x10\n\x08group_id\x18\x02 \x01(\x03J\x04\x08\x01\x10\x02R\x06\x63\x61ller\"\'\n\x13ListMembersResponse\x12\x10\n\x08user_ids\x18\x01 \x03(\x03\"$\n\x13ListMyGroupsRequestJ\x04\x08\x01\x10\x02R\x07user_id\"4\n\x14ListMyGroupsResponse\x12\x1c\n\x06groups\x18\x01 \x03(\x0b\x32\x0c.im.v1.Group\"J\n\tGroupInfo\x12\n\n\x02id\x18\x01 \x01(\x03\x12\x0c\n\x04name\x18\x02 \x01(\t\x12\r\n\x05owner\x18\x03 \x01(\x03\x12\x14\n\x0cmember_count\x18\x04 \x01(\x03\"#\n\x0fGetGroupRequest\x12\x10\n\x08group_id\x18\x01 \x01(\x03\"3\n\x10GetGroupResponse\x12\x1f\n\x05group\x18\x01 \x01(\x0b\x32\x10.im.v1.GroupInfo\"4\n\x12RenameGroupRequest\x12\x10\n\x08group_id\x18\x01 \x01(\x03\x12\x0c\n\x04name\x18\x02 \x01(\t\"6\n\x13RenameGroupResponse\x12\x1f\n\x05group\x18\x01 \x01(\x0b\x32\x10.im.v1.GroupInfo\"8\n\x13RemoveMemberRequest\x12\x10\n\x08group_id\x18\x01 \x01(\x03\x12\x0f\n\x07user_id\x18\x02 \x01(\x03\"\x16\n\x14RemoveMemberResponse\"4\n\x0fHandOverRequest\x12\x10\n\x08group_id\x18\x01 \x01(\x03\x12\x0f\n\x07user_id\x18\x02 \x01(\x03\"3\n\x10HandOverResponse\x12\x1f\n\x05group\x18\x01 \x01(\x0b\x32\x10.im.v1.GroupInfo\"%\n\x11GroupReadsRequest\x12\x10\n\x08group_id\x18\x01 \x01(\x03\";\n\nMemberRead\x12\x0f\n\x07user_id\x18\x01 \x01(\x03\x12\x12\n\x05up_to\x18\x02 \x01(\x03H\x00\x88\x01\x01\x42\x08\n\x06_up_to\"6\n\x12GroupReadsResponse\x12 \n\x05reads\x18\x01 \x03(\x0b\x32\x11.im.v1.MemberRead2\xef\x04\n\x0cGroupService\x12\x44\n\x0b\x43reateGroup\x12\x19.im.v1.CreateGroupRequest\x1a\x1a.im.v1.CreateGroupResponse\x12>\n\tAddMember\x12\x17.im.v1.AddMemberRequest\x1a\x18.im.v1.AddMemberResponse\x12\x44\n\x0bListMembers\x12\x19.im.v1.ListMembersRequest\x1a\x1a.im.v1.ListMembersResponse\x12G\n\x0cListMyGroups\x12\x1a.im.v1.ListMyGroupsRequest\x1a\x1b.im.v1.ListMyGroupsResponse\x12;\n\x08GetGroup\x12\x16.im.v1.GetGroupRequest\x1a\x17.im.v1.GetGroupResponse\x12\x44\n\x0bRenameGroup\x12\x19.im.v1.RenameGroupRequest\x1a\x1a.im.v1.RenameGroupResponse\x12G\n\x0cRemoveMember\x12\x1a.im.v1.RemoveMemberRequest\x1a\x1b.im.v1.RemoveMemberResponse\x12;\n\x08HandOver\x12\x16.im.v1.HandOverRequest\x1a\x17.im.v1.HandOverResponse\x12\x41\n\nGroupReads\x12\x18.im.v1.GroupReadsRequest\x1a\x19.im.v1.GroupReadsResponseb\x06proto3')
 
 _globals = globals()
 _builder.BuildMessageAndEnumDescriptors(DESCRIPTOR, _globals)
@@ -34,21 +34,45 @@ if not _descriptor._USE_C_DESCRIPTORS:
   _globals['_GROUP']._serialized_start=28
   _globals['_GROUP']._serialized_end=76
   _globals['_CREATEGROUPREQUEST']._serialized_start=78
-  _globals['_CREATEGROUPREQUEST']._serialized_end=127
-  _globals['_CREATEGROUPRESPONSE']._serialized_start=129
-  _globals['_CREATEGROUPRESPONSE']._serialized_end=179
-  _globals['_ADDMEMBERREQUEST']._serialized_start=181
-  _globals['_ADDMEMBERREQUEST']._serialized_end=250
-  _globals['_ADDMEMBERRESPONSE']._serialized_start=252
-  _globals['_ADDMEMBERRESPONSE']._serialized_end=271
-  _globals['_LISTMEMBERSREQUEST']._serialized_start=273
-  _globals['_LISTMEMBERSREQUEST']._serialized_end=327
-  _globals['_LISTMEMBERSRESPONSE']._serialized_start=329
-  _globals['_LISTMEMBERSRESPONSE']._serialized_end=368
-  _globals['_LISTMYGROUPSREQUEST']._serialized_start=370
-  _globals['_LISTMYGROUPSREQUEST']._serialized_end=408
-  _globals['_LISTMYGROUPSRESPONSE']._serialized_start=410
-  _globals['_LISTMYGROUPSRESPONSE']._serialized_end=462
-  _globals['_GROUPSERVICE']._serialized_start=465
-  _globals['_GROUPSERVICE']._serialized_end=756
+  _globals['_CREATEGROUPREQUEST']._serialized_end=125
+  _globals['_CREATEGROUPRESPONSE']._serialized_start=127
+  _globals['_CREATEGROUPRESPONSE']._serialized_end=177
+  _globals['_ADDMEMBERREQUEST']._serialized_start=179
+  _globals['_ADDMEMBERREQUEST']._serialized_end=246
+  _globals['_ADDMEMBERRESPONSE']._serialized_start=248
+  _globals['_ADDMEMBERRESPONSE']._serialized_end=267
+  _globals['_LISTMEMBERSREQUEST']._serialized_start=269
+  _globals['_LISTMEMBERSREQUEST']._serialized_end=321
+  _globals['_LISTMEMBERSRESPONSE']._serialized_start=323
+  _globals['_LISTMEMBERSRESPONSE']._serialized_end=362
+  _globals['_LISTMYGROUPSREQUEST']._serialized_start=364
+  _globals['_LISTMYGROUPSREQUEST']._serialized_end=400
+  _globals['_LISTMYGROUPSRESPONSE']._serialized_start=402
+  _globals['_LISTMYGROUPSRESPONSE']._serialized_end=454
+  _globals['_GROUPINFO']._serialized_start=456
+  _globals['_GROUPINFO']._serialized_end=530
+  _globals['_GETGROUPREQUEST']._serialized_start=532
+  _globals['_GETGROUPREQUEST']._serialized_end=567
+  _globals['_GETGROUPRESPONSE']._serialized_start=569
+  _globals['_GETGROUPRESPONSE']._serialized_end=620
+  _globals['_RENAMEGROUPREQUEST']._serialized_start=622
+  _globals['_RENAMEGROUPREQUEST']._serialized_end=674
+  _globals['_RENAMEGROUPRESPONSE']._serialized_start=676
+  _globals['_RENAMEGROUPRESPONSE']._serialized_end=730
+  _globals['_REMOVEMEMBERREQUEST']._serialized_start=732
+  _globals['_REMOVEMEMBERREQUEST']._serialized_end=788
+  _globals['_REMOVEMEMBERRESPONSE']._serialized_start=790
+  _globals['_REMOVEMEMBERRESPONSE']._serialized_end=812
+  _globals['_HANDOVERREQUEST']._serialized_start=814
+  _globals['_HANDOVERREQUEST']._serialized_end=866
+  _globals['_HANDOVERRESPONSE']._serialized_start=868
+  _globals['_HANDOVERRESPONSE']._serialized_end=919
+  _globals['_GROUPREADSREQUEST']._serialized_start=921
+  _globals['_GROUPREADSREQUEST']._serialized_end=958
+  _globals['_MEMBERREAD']._serialized_start=960
+  _globals['_MEMBERREAD']._serialized_end=1019
+  _globals['_GROUPREADSRESPONSE']._serialized_start=1021
+  _globals['_GROUPREADSRESPONSE']._serialized_end=1075
+  _globals['_GROUPSERVICE']._serialized_start=1078
+  _globals['_GROUPSERVICE']._serialized_end=1701
 # @@protoc_insertion_point(module_scope)

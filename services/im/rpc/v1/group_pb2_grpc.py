@@ -54,13 +54,38 @@ class GroupServiceStub:
                 request_serializer=im_dot_v1_dot_group__pb2.ListMyGroupsRequest.SerializeToString,
                 response_deserializer=im_dot_v1_dot_group__pb2.ListMyGroupsResponse.FromString,
                 _registered_method=True)
+        self.GetGroup = channel.unary_unary(
+                '/im.v1.GroupService/GetGroup',
+                request_serializer=im_dot_v1_dot_group__pb2.GetGroupRequest.SerializeToString,
+                response_deserializer=im_dot_v1_dot_group__pb2.GetGroupResponse.FromString,
+                _registered_method=True)
+        self.RenameGroup = channel.unary_unary(
+                '/im.v1.GroupService/RenameGroup',
+                request_serializer=im_dot_v1_dot_group__pb2.RenameGroupRequest.SerializeToString,
+                response_deserializer=im_dot_v1_dot_group__pb2.RenameGroupResponse.FromString,
+                _registered_method=True)
+        self.RemoveMember = channel.unary_unary(
+                '/im.v1.GroupService/RemoveMember',
+                request_serializer=im_dot_v1_dot_group__pb2.RemoveMemberRequest.SerializeToString,
+                response_deserializer=im_dot_v1_dot_group__pb2.RemoveMemberResponse.FromString,
+                _registered_method=True)
+        self.HandOver = channel.unary_unary(
+                '/im.v1.GroupService/HandOver',
+                request_serializer=im_dot_v1_dot_group__pb2.HandOverRequest.SerializeToString,
+                response_deserializer=im_dot_v1_dot_group__pb2.HandOverResponse.FromString,
+                _registered_method=True)
+        self.GroupReads = channel.unary_unary(
+                '/im.v1.GroupService/GroupReads',
+                request_serializer=im_dot_v1_dot_group__pb2.GroupReadsRequest.SerializeToString,
+                response_deserializer=im_dot_v1_dot_group__pb2.GroupReadsResponse.FromString,
+                _registered_method=True)
 
 
 class GroupServiceServicer:
     """Missing associated documentation comment in .proto file."""
 
     def CreateGroup(self, request, context):
-        """The owner becomes the first member.
+        """The caller becomes the owner and the first member.
         """
         context.set_code(grpc.StatusCode.UNIMPLEMENTED)
         context.set_details('Method not implemented!')
@@ -81,6 +106,41 @@ class GroupServiceServicer:
         raise NotImplementedError('Method not implemented!')
 
     def ListMyGroups(self, request, context):
+        """Missing associated documentation comment in .proto file."""
+        context.set_code(grpc.StatusCode.UNIMPLEMENTED)
+        context.set_details('Method not implemented!')
+        raise NotImplementedError('Method not implemented!')
+
+    def GetGroup(self, request, context):
+        """Members only (PERMISSION_DENIED for anyone else), like ListMembers and GroupReads.
+        """
+        context.set_code(grpc.StatusCode.UNIMPLEMENTED)
+        context.set_details('Method not implemented!')
+        raise NotImplementedError('Method not implemented!')
+
+    def RenameGroup(self, request, context):
+        """Owner only; renaming to the same name changes nothing (safe to retry).
+        """
+        context.set_code(grpc.StatusCode.UNIMPLEMENTED)
+        context.set_details('Method not implemented!')
+        raise NotImplementedError('Method not implemented!')
+
+    def RemoveMember(self, request, context):
+        """The owner removes a member, or a member removes itself (leaves); ALREADY_EXISTS (im-error-code
+        `conflict`) for the owner leaving while others remain. Not safe to retry: a second removal is NOT_FOUND.
+        """
+        context.set_code(grpc.StatusCode.UNIMPLEMENTED)
+        context.set_details('Method not implemented!')
+        raise NotImplementedError('Method not implemented!')
+
+    def HandOver(self, request, context):
+        """Owner only, to a current member. Not safe to retry: a second one is PERMISSION_DENIED.
+        """
+        context.set_code(grpc.StatusCode.UNIMPLEMENTED)
+        context.set_details('Method not implemented!')
+        raise NotImplementedError('Method not implemented!')
+
+    def GroupReads(self, request, context):
         """Missing associated documentation comment in .proto file."""
         context.set_code(grpc.StatusCode.UNIMPLEMENTED)
         context.set_details('Method not implemented!')
@@ -108,6 +168,31 @@ def add_GroupServiceServicer_to_server(servicer, server):
                     servicer.ListMyGroups,
                     request_deserializer=im_dot_v1_dot_group__pb2.ListMyGroupsRequest.FromString,
                     response_serializer=im_dot_v1_dot_group__pb2.ListMyGroupsResponse.SerializeToString,
+            ),
+            'GetGroup': grpc.unary_unary_rpc_method_handler(
+                    servicer.GetGroup,
+                    request_deserializer=im_dot_v1_dot_group__pb2.GetGroupRequest.FromString,
+                    response_serializer=im_dot_v1_dot_group__pb2.GetGroupResponse.SerializeToString,
+            ),
+            'RenameGroup': grpc.unary_unary_rpc_method_handler(
+                    servicer.RenameGroup,
+                    request_deserializer=im_dot_v1_dot_group__pb2.RenameGroupRequest.FromString,
+                    response_serializer=im_dot_v1_dot_group__pb2.RenameGroupResponse.SerializeToString,
+            ),
+            'RemoveMember': grpc.unary_unary_rpc_method_handler(
+                    servicer.RemoveMember,
+                    request_deserializer=im_dot_v1_dot_group__pb2.RemoveMemberRequest.FromString,
+                    response_serializer=im_dot_v1_dot_group__pb2.RemoveMemberResponse.SerializeToString,
+            ),
+            'HandOver': grpc.unary_unary_rpc_method_handler(
+                    servicer.HandOver,
+                    request_deserializer=im_dot_v1_dot_group__pb2.HandOverRequest.FromString,
+                    response_serializer=im_dot_v1_dot_group__pb2.HandOverResponse.SerializeToString,
+            ),
+            'GroupReads': grpc.unary_unary_rpc_method_handler(
+                    servicer.GroupReads,
+                    request_deserializer=im_dot_v1_dot_group__pb2.GroupReadsRequest.FromString,
+                    response_serializer=im_dot_v1_dot_group__pb2.GroupReadsResponse.SerializeToString,
             ),
     }
     generic_handler = grpc.method_handlers_generic_handler(
@@ -218,6 +303,141 @@ class GroupService:
             '/im.v1.GroupService/ListMyGroups',
             im_dot_v1_dot_group__pb2.ListMyGroupsRequest.SerializeToString,
             im_dot_v1_dot_group__pb2.ListMyGroupsResponse.FromString,
+            options,
+            channel_credentials,
+            insecure,
+            call_credentials,
+            compression,
+            wait_for_ready,
+            timeout,
+            metadata,
+            _registered_method=True)
+
+    @staticmethod
+    def GetGroup(request,
+            target,
+            options=(),
+            channel_credentials=None,
+            call_credentials=None,
+            insecure=False,
+            compression=None,
+            wait_for_ready=None,
+            timeout=None,
+            metadata=None):
+        return grpc.experimental.unary_unary(
+            request,
+            target,
+            '/im.v1.GroupService/GetGroup',
+            im_dot_v1_dot_group__pb2.GetGroupRequest.SerializeToString,
+            im_dot_v1_dot_group__pb2.GetGroupResponse.FromString,
+            options,
+            channel_credentials,
+            insecure,
+            call_credentials,
+            compression,
+            wait_for_ready,
+            timeout,
+            metadata,
+            _registered_method=True)
+
+    @staticmethod
+    def RenameGroup(request,
+            target,
+            options=(),
+            channel_credentials=None,
+            call_credentials=None,
+            insecure=False,
+            compression=None,
+            wait_for_ready=None,
+            timeout=None,
+            metadata=None):
+        return grpc.experimental.unary_unary(
+            request,
+            target,
+            '/im.v1.GroupService/RenameGroup',
+            im_dot_v1_dot_group__pb2.RenameGroupRequest.SerializeToString,
+            im_dot_v1_dot_group__pb2.RenameGroupResponse.FromString,
+            options,
+            channel_credentials,
+            insecure,
+            call_credentials,
+            compression,
+            wait_for_ready,
+            timeout,
+            metadata,
+            _registered_method=True)
+
+    @staticmethod
+    def RemoveMember(request,
+            target,
+            options=(),
+            channel_credentials=None,
+            call_credentials=None,
+            insecure=False,
+            compression=None,
+            wait_for_ready=None,
+            timeout=None,
+            metadata=None):
+        return grpc.experimental.unary_unary(
+            request,
+            target,
+            '/im.v1.GroupService/RemoveMember',
+            im_dot_v1_dot_group__pb2.RemoveMemberRequest.SerializeToString,
+            im_dot_v1_dot_group__pb2.RemoveMemberResponse.FromString,
+            options,
+            channel_credentials,
+            insecure,
+            call_credentials,
+            compression,
+            wait_for_ready,
+            timeout,
+            metadata,
+            _registered_method=True)
+
+    @staticmethod
+    def HandOver(request,
+            target,
+            options=(),
+            channel_credentials=None,
+            call_credentials=None,
+            insecure=False,
+            compression=None,
+            wait_for_ready=None,
+            timeout=None,
+            metadata=None):
+        return grpc.experimental.unary_unary(
+            request,
+            target,
+            '/im.v1.GroupService/HandOver',
+            im_dot_v1_dot_group__pb2.HandOverRequest.SerializeToString,
+            im_dot_v1_dot_group__pb2.HandOverResponse.FromString,
+            options,
+            channel_credentials,
+            insecure,
+            call_credentials,
+            compression,
+            wait_for_ready,
+            timeout,
+            metadata,
+            _registered_method=True)
+
+    @staticmethod
+    def GroupReads(request,
+            target,
+            options=(),
+            channel_credentials=None,
+            call_credentials=None,
+            insecure=False,
+            compression=None,
+            wait_for_ready=None,
+            timeout=None,
+            metadata=None):
+        return grpc.experimental.unary_unary(
+            request,
+            target,
+            '/im.v1.GroupService/GroupReads',
+            im_dot_v1_dot_group__pb2.GroupReadsRequest.SerializeToString,
+            im_dot_v1_dot_group__pb2.GroupReadsResponse.FromString,
             options,
             channel_credentials,
             insecure,

@@ -24,21 +24,31 @@ _sym_db = _symbol_database.Default()
 
 
 
-DESCRIPTOR = _descriptor_pool.Default().AddSerializedFile(b'\n\x11im/v1/inbox.proto\x12\x05im.v1\"~\n\x07Message\x12\n\n\x02id\x18\x01 \x01(\x03\x12\x0e\n\x06sender\x18\x02 \x01(\x03\x12\x0c\n\x02to\x18\x03 \x01(\x03H\x00\x12\x0f\n\x05group\x18\x04 \x01(\x03H\x00\x12\x0f\n\x07\x63ontent\x18\x05 \x01(\t\x12\x0b\n\x03\x63id\x18\x06 \x01(\t\x12\n\n\x02ts\x18\x07 \x01(\x03\x42\x0e\n\x0c\x63onversation\":\n\nInboxEntry\x12\x0b\n\x03seq\x18\x01 \x01(\x03\x12\x1f\n\x07message\x18\x02 \x01(\x0b\x32\x0e.im.v1.Message\"<\n\x0bSyncRequest\x12\x0f\n\x07user_id\x18\x01 \x01(\x03\x12\r\n\x05\x61\x66ter\x18\x02 \x01(\x03\x12\r\n\x05limit\x18\x03 \x01(\x05\"@\n\x0cSyncResponse\x12\"\n\x07\x65ntries\x18\x01 \x03(\x0b\x32\x11.im.v1.InboxEntry\x12\x0c\n\x04more\x18\x02 \x01(\x08\x32?\n\x0cInboxService\x12/\n\x04Sync\x12\x12.im.v1.SyncRequest\x1a\x13.im.v1.SyncResponseb\x06proto3')
+DESCRIPTOR = _descriptor_pool.Default().AddSerializedFile(b'\n\x11im/v1/inbox.proto\x12\x05im.v1\"\xb6\x01\n\x07Message\x12\n\n\x02id\x18\x01 \x01(\x03\x12\x0e\n\x06sender\x18\x02 \x01(\x03\x12\x0c\n\x02to\x18\x03 \x01(\x03H\x00\x12\x0f\n\x05group\x18\x04 \x01(\x03H\x00\x12\x0f\n\x07\x63ontent\x18\x05 \x01(\t\x12\x0b\n\x03\x63id\x18\x06 \x01(\t\x12\n\n\x02ts\x18\x07 \x01(\x03\x12\x16\n\tedited_ts\x18\x08 \x01(\x03H\x01\x88\x01\x01\x12\x10\n\x08recalled\x18\t \x01(\x08\x42\x0e\n\x0c\x63onversationB\x0c\n\n_edited_ts\"{\n\tEditEvent\x12\x12\n\nmessage_id\x18\x01 \x01(\x03\x12\x0e\n\x06sender\x18\x02 \x01(\x03\x12\x0c\n\x02to\x18\x03 \x01(\x03H\x00\x12\x0f\n\x05group\x18\x04 \x01(\x03H\x00\x12\x0f\n\x07\x63ontent\x18\x05 \x01(\t\x12\n\n\x02ts\x18\x06 \x01(\x03\x42\x0e\n\x0c\x63onversation\"l\n\x0bRecallEvent\x12\x12\n\nmessage_id\x18\x01 \x01(\x03\x12\x0e\n\x06sender\x18\x02 \x01(\x03\x12\x0c\n\x02to\x18\x03 \x01(\x03H\x00\x12\x0f\n\x05group\x18\x04 \x01(\x03H\x00\x12\n\n\x02ts\x18\x05 \x01(\x03\x42\x0e\n\x0c\x63onversation\"c\n\tReadEvent\x12\n\n\x02\x62y\x18\x01 \x01(\x03\x12\x0e\n\x04peer\x18\x02 \x01(\x03H\x00\x12\x0f\n\x05group\x18\x03 \x01(\x03H\x00\x12\r\n\x05up_to\x18\x04 \x01(\x03\x12\n\n\x02ts\x18\x05 \x01(\x03\x42\x0e\n\x0c\x63onversation\"R\n\x0bMemberEvent\x12\r\n\x05group\x18\x01 \x01(\x03\x12\x0c\n\x04user\x18\x02 \x01(\x03\x12\x0e\n\x06\x61\x63tion\x18\x03 \x01(\t\x12\n\n\x02\x62y\x18\x04 \x01(\x03\x12\n\n\x02ts\x18\x05 \x01(\x03\"P\n\nGroupEvent\x12\r\n\x05group\x18\x01 \x01(\x03\x12\x0c\n\x04name\x18\x02 \x01(\t\x12\r\n\x05owner\x18\x03 \x01(\x03\x12\n\n\x02\x62y\x18\x04 \x01(\x03\x12\n\n\x02ts\x18\x05 \x01(\x03\"\x80\x02\n\nInboxEntry\x12\x0b\n\x03seq\x18\x01 \x01(\x03\x12!\n\x07message\x18\x02 \x01(\x0b\x32\x0e.im.v1.MessageH\x00\x12 \n\x04\x65\x64it\x18\x03 \x01(\x0b\x32\x10.im.v1.EditEventH\x00\x12$\n\x06recall\x18\x04 \x01(\x0b\x32\x12.im.v1.RecallEventH\x00\x12 \n\x04read\x18\x05 \x01(\x0b\x32\x10.im.v1.ReadEventH\x00\x12$\n\x06member\x18\x06 \x01(\x0b\x32\x12.im.v1.MemberEventH\x00\x12)\n\x0cgroup_change\x18\x07 \x01(\x0b\x32\x11.im.v1.GroupEventH\x00\x42\x07\n\x05\x65vent\"J\n\x0bSyncRequest\x12\r\n\x05\x61\x66ter\x18\x02 \x01(\x03\x12\r\n\x05limit\x18\x03 \x01(\x05\x12\x0e\n\x06\x65vents\x18\x04 \x01(\x08J\x04\x08\x01\x10\x02R\x07user_id\"@\n\x0cSyncResponse\x12\"\n\x07\x65ntries\x18\x01 \x03(\x0b\x32\x11.im.v1.InboxEntry\x12\x0c\n\x04more\x18\x02 \x01(\x08\x32?\n\x0cInboxService\x12/\n\x04Sync\x12\x12.im.v1.SyncRequest\x1a\x13.im.v1.SyncResponseb\x06proto3')
 
 _globals = globals()
 _builder.BuildMessageAndEnumDescriptors(DESCRIPTOR, _globals)
 _builder.BuildTopDescriptorsAndMessages(DESCRIPTOR, 'im.v1.inbox_pb2', _globals)
 if not _descriptor._USE_C_DESCRIPTORS:
   DESCRIPTOR._loaded_options = None
-  _globals['_MESSAGE']._serialized_start=28
-  _globals['_MESSAGE']._serialized_end=154
-  _globals['_INBOXENTRY']._serialized_start=156
-  _globals['_INBOXENTRY']._serialized_end=214
-  _globals['_SYNCREQUEST']._serialized_start=216
-  _globals['_SYNCREQUEST']._serialized_end=276
-  _globals['_SYNCRESPONSE']._serialized_start=278
-  _globals['_SYNCRESPONSE']._serialized_end=342
-  _globals['_INBOXSERVICE']._serialized_start=344
-  _globals['_INBOXSERVICE']._serialized_end=407
+  _globals['_MESSAGE']._serialized_start=29
+  _globals['_MESSAGE']._serialized_end=211
+  _globals['_EDITEVENT']._serialized_start=213
+  _globals['_EDITEVENT']._serialized_end=336
+  _globals['_RECALLEVENT']._serialized_start=338
+  _globals['_RECALLEVENT']._serialized_end=446
+  _globals['_READEVENT']._serialized_start=448
+  _globals['_READEVENT']._serialized_end=547
+  _globals['_MEMBEREVENT']._serialized_start=549
+  _globals['_MEMBEREVENT']._serialized_end=631
+  _globals['_GROUPEVENT']._serialized_start=633
+  _globals['_GROUPEVENT']._serialized_end=713
+  _globals['_INBOXENTRY']._serialized_start=716
+  _globals['_INBOXENTRY']._serialized_end=972
+  _globals['_SYNCREQUEST']._serialized_start=974
+  _globals['_SYNCREQUEST']._serialized_end=1048
+  _globals['_SYNCRESPONSE']._serialized_start=1050
+  _globals['_SYNCRESPONSE']._serialized_end=1114
+  _globals['_INBOXSERVICE']._serialized_start=1116
+  _globals['_INBOXSERVICE']._serialized_end=1179
 # @@protoc_insertion_point(module_scope)

@@ -45,7 +45,8 @@ class InboxServiceServicer:
     """Missing associated documentation comment in .proto file."""
 
     def Sync(self, request, context):
-        """Entries with seq > after, oldest first, at most `limit` of them.
+        """The caller's entries with seq > after, oldest first, at most `limit` of them and at most logic's
+        byte budget per answer (`more` says whether entries follow).
         """
         context.set_code(grpc.StatusCode.UNIMPLEMENTED)
         context.set_details('Method not implemented!')
