@@ -125,6 +125,8 @@ class ResilientClient:
     _resend: asyncio.TimerHandle | None = None
     _synced: asyncio.Event = field(default_factory=asyncio.Event)
     _tasks: set[asyncio.Task[Any]] = field(default_factory=set)
+    _failures: list[BaseException] = field(default_factory=list)
+    """What ended a task of mine with an error (a reader that choked on a frame): settle reports it."""
     _stopped: bool = False
 
     @property
@@ -147,7 +149,12 @@ class ResilientClient:
     def _spawn(self, coroutine: Any) -> None:
         task = asyncio.create_task(coroutine)
         self._tasks.add(task)
-        task.add_done_callback(self._tasks.discard)
+        task.add_done_callback(self._task_done)
+
+    def _task_done(self, task: asyncio.Task[Any]) -> None:
+        self._tasks.discard(task)
+        if not task.cancelled() and task.exception() is not None:
+            self._failures.append(task.exception())  # type: ignore[arg-type]
 
     async def connect(self, url: str | None = None, *, avoid: str | None = None) -> None:
         """Open a connection (to `url`, or any serving gateway but `avoid`), sync, resend unacked."""
@@ -258,6 +265,8 @@ class ResilientClient:
                 self.errors.append(frame)
                 if frame.get("cid") in self.unacked and frame["code"] in ("unavailable", "rate_limited"):
                     self._resend_later()
+            elif "seq" in frame:  # an inbox event (ARCHITECTURE.md 4.1): it takes a seq of mine too
+                self._saw_seq(frame["seq"])
             elif kind == "_closed":
                 self.closes.append(frame["code"])
                 self._open.discard(connection)
@@ -270,6 +279,9 @@ class ResilientClient:
                 return
 
     def _record(self, message: dict[str, Any]) -> None:
+        if message.get("type", "msg") != "msg":
+            self._saw_seq(message["seq"])
+            return
         self.received[message["id"]] = message
         self.seen_ids.add(message["id"])
         self._saw_seq(message["seq"])
@@ -296,6 +308,8 @@ class ResilientClient:
         deadline = time.monotonic() + timeout
         next_resend = time.monotonic() + 5
         while self.unacked or self._moving is not None:
+            if self._failures:
+                raise AssertionError(f"{self.name}: a task of the client failed") from self._failures[0]
             if time.monotonic() > deadline:
                 raise AssertionError(f"{self.name}: {len(self.unacked)} sends never acked: "
                                      f"{sorted(self.unacked)[:10]}; errors {self.errors[-5:]}")
@@ -304,6 +318,8 @@ class ResilientClient:
                 next_resend = time.monotonic() + 5
             await asyncio.sleep(0.05)
         await self.sync()
+        if self._failures:
+            raise AssertionError(f"{self.name}: a task of the client failed") from self._failures[0]
 
     async def close(self) -> None:
         self._stopped = True
