@@ -3,12 +3,16 @@ its messages are pushed once more (marked `again`), not only acked."""
 
 import asyncio
 import dataclasses
+import logging
 import time
+
+import pytest
 
 from im.backends.sessions.memory import MemorySessions
 from im.backends.store.sqlite import SqliteStore
 from im.contracts.envelopes import Downlink, Uplink
 from im.logic.service import Logic, LogicSettings
+from im.protocol.errors import Unavailable
 from im.protocol.tokens import TokenCodec
 from tests.logic.test_recipient_checks import RecordingBus
 
@@ -81,3 +85,39 @@ async def test_a_redelivered_edit_is_pushed_again_to_its_senders_devices_and_a_r
     assert [(d.answered, d.deliveries) for d in bus.downlinks[seen:]] == [([8], [])], "answered, nothing pushed"
     await logic.close()
     await bus.close()
+
+
+class UndeliverableBus(RecordingBus):
+    """Every downlink fails, as in a broker outage; `ping` says so if the bus `knows_it_is_down`."""
+
+    def __init__(self, *, knows_it_is_down: bool) -> None:
+        super().__init__()
+        self.knows_it_is_down = knows_it_is_down
+
+    async def deliver(self, downlink: Downlink) -> None:
+        raise Unavailable("RabbitMQ at test: downlink publish failed: channel closed")
+
+    async def ping(self) -> None:
+        if self.knows_it_is_down:
+            raise Unavailable("RabbitMQ at test: not connected")
+
+
+@pytest.mark.parametrize(("knows_it_is_down", "level"), [(True, logging.INFO), (False, logging.WARNING)])
+async def test_downlinks_failing_in_an_outage_the_bus_reported_add_no_second_warning(
+    store: SqliteStore, caplog: pytest.LogCaptureFixture, knows_it_is_down: bool, level: int,
+) -> None:
+    """The bus logs a broker outage once (WARNING); the downlinks failing meanwhile are part of it."""
+    alice = await store.create_user("a@example.test", "x", "a")
+    bob = await store.create_user("b@example.test", "x", "b")
+    bus = UndeliverableBus(knows_it_is_down=knows_it_is_down)
+    logic = Logic(store, bus, MemorySessions(), TokenCodec("k" * 32), LogicSettings(batch_max_delay_ms=0))
+    await logic.start()
+    with caplog.at_level(logging.INFO, logger="im.logic.service"):
+        await bus.publish([Uplink(alice.id, "c1", bob.id, None, "hello", "g1", 7, time.time())])
+        deadline = time.monotonic() + 5
+        while not any("downlinks cannot be sent" in r.getMessage() for r in caplog.records):
+            assert time.monotonic() < deadline, "the failed downlink was not logged"
+            await asyncio.sleep(0.01)
+    await logic.close()
+    await bus.close()
+    assert [r.levelno for r in caplog.records if "downlinks cannot be sent" in r.getMessage()] == [level]

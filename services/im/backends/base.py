@@ -22,10 +22,11 @@ from im.contracts.records import (
     Profile,
     User,
 )
-from im.protocol.errors import ImError
+from im.protocol.errors import ImError, Unavailable
 
 __all__ = ["Applied", "BatchItem", "Bus", "DownlinkHandler", "Edit", "Outcome", "Read", "Recall", "Refused", "Send",
-           "Sessions", "Store", "UplinkHandler", "UserCredentials"]
+           "Sessions", "Store", "UplinkHandler", "UserCredentials",
+           "bus_reported_down"]
 
 
 @dataclass(frozen=True, slots=True)
@@ -275,6 +276,16 @@ class Bus(Protocol):
 
     async def subscribe(self, gateway: str, handler: DownlinkHandler) -> None:
         """Gateway side: receive the downlinks addressed to `gateway`."""
+
+
+async def bus_reported_down(bus: Bus) -> bool:
+    """Whether the bus itself knows it is disconnected: it has logged the outage once already, so a
+    publish or delivery failing meanwhile is part of that outage, not news."""
+    try:
+        await bus.ping()
+    except Unavailable:
+        return True
+    return False
 
 
 class Sessions(Protocol):

@@ -21,7 +21,7 @@ from collections.abc import Awaitable, Callable, Coroutine
 from typing import Any
 
 from im import metrics
-from im.backends.base import Bus, Sessions
+from im.backends.base import Bus, Sessions, bus_reported_down
 from im.contracts.envelopes import Downlink, Uplink, UplinkKind
 from im.contracts.logic_api import LogicApi
 from im.contracts.records import Caller, Message, ReadEvent
@@ -458,7 +458,7 @@ class Gateway:
                 await self.bus.publish(batch)
             except Exception as exc:  # noqa: BLE001 - kept in the outbox and published again
                 metrics.ERRORS.labels("unavailable").inc()
-                level = logging.INFO if await self._bus_reported_down() else logging.WARNING
+                level = logging.INFO if await bus_reported_down(self.bus) else logging.WARNING
                 log.log(level, "publishing %d uplinks failed, retrying in %.2fs: %r", len(batch), retry, exc)
                 await asyncio.sleep(retry)
                 retry = min(retry * 2, 5.0)
@@ -467,14 +467,6 @@ class Gateway:
             del self._outbox[: len(batch)]
             if not self._outbox:
                 self._outbox_ready.clear()
-
-    async def _bus_reported_down(self) -> bool:
-        """Whether the bus itself knows it is disconnected (and has logged the outage once already)."""
-        try:
-            await self.bus.ping()
-        except Unavailable:
-            return True
-        return False
 
     async def _sync(self, session: WebSocketSession, frame: SyncFrame) -> None:
         try:

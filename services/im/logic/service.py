@@ -20,7 +20,19 @@ from collections import defaultdict
 from dataclasses import dataclass
 
 from im import metrics
-from im.backends.base import Applied, BatchItem, Bus, Edit, Read, Recall, Refused, Send, Sessions, Store
+from im.backends.base import (
+    Applied,
+    BatchItem,
+    Bus,
+    Edit,
+    Read,
+    Recall,
+    Refused,
+    Send,
+    Sessions,
+    Store,
+    bus_reported_down,
+)
 from im.contracts.envelopes import Ack, Delivery, Downlink, Rejection, Uplink
 from im.contracts.records import (
     Caller,
@@ -413,7 +425,7 @@ class Logic:
             await self._bus.deliver(downlink)
         except Exception as exc:  # noqa: BLE001 - the messages are stored; clients resend or sync
             metrics.ERRORS.labels("unavailable").inc()
-            self._deliveries.failed(exc)
+            self._deliveries.failed(exc, expected=await bus_reported_down(self._bus))
             return
         self._deliveries.ok()
 
@@ -426,10 +438,11 @@ class _Streak:
         self._recovered_text = recovered
         self._failing = False
 
-    def failed(self, error: BaseException) -> None:
+    def failed(self, error: BaseException, *, expected: bool = False) -> None:
+        """`expected`: the dependency has reported the outage itself; the streak is logged at INFO."""
         if not self._failing:
             self._failing = True
-            log.warning("%s: %r", self._failing_text, error)
+            log.log(logging.INFO if expected else logging.WARNING, "%s: %r", self._failing_text, error)
 
     def ok(self) -> None:
         if self._failing:
