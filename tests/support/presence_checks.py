@@ -23,8 +23,8 @@ async def next_presence(connection: ChatConnection, timeout: float = 5.0) -> dic
 
 
 async def presence_of(http: HttpClient, login: Login, ids: list[int]) -> dict[int, dict[str, Any]]:
-    body = await http.call("GET", "/api/v1/presence?ids=" + ",".join(map(str, ids)), None, login.token)
-    return {user["user_id"]: user for user in body["users"]}
+    """`HttpClient.presence`, by user id."""
+    return {user["user_id"]: user for user in await http.presence(login.token, ids)}
 
 
 async def check_presence(here: HttpClient, there: HttpClient) -> None:

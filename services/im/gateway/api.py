@@ -284,13 +284,7 @@ def _query_id(request: Request, name: str) -> int | None:
 
 def _query_limit(request: Request) -> int | None:
     """`limit` as given (logic has the default and the largest), or None."""
-    value = request.query.get("limit")
-    if value is None:
-        return None
-    parsed = parse_id(value)
-    if parsed is None:
-        raise BadRequest("'limit' must be a positive 64-bit integer in decimal")
-    return parsed
+    return _query_id(request, "limit")
 
 
 def _query_ids(request: Request, name: str) -> list[int]:
