@@ -110,10 +110,6 @@ class PresenceHub:
                     del self._watchers[user]
                     self._known.pop(user, None)
 
-    @property
-    def watched_users(self) -> int:
-        return len(self._watchers)
-
     # -- changes -----------------------------------------------------------------------------------
 
     def changed_here(self, user_id: int) -> None:
