@@ -116,3 +116,28 @@ async def test_a_killed_and_a_drained_server_lose_nothing_and_double_nothing(
     await alice.close()
     await bob.close()
     await asyncio.wait_for(asyncio.gather(alice_events.task, bob_events.task, again.task), 10)
+
+
+async def test_reconnect_now_skips_the_rest_of_the_backoff(server_factory: Any, tmp_path: Path) -> None:
+    server = server_factory()
+    login = await HttpClient(server.url).signup("carol@example.com")
+    patient = ClientOptions(reconnect=ReconnectPolicy(first_delay_seconds=60, max_delay_seconds=60))
+    client = ChatClient(server.url, login, store=FileStore(tmp_path / "carol.json"), options=patient)
+    await client.start()
+    events = Recorder(client)
+
+    async def until(condition: Any, timeout: float) -> None:
+        async def wait() -> None:
+            while not condition():
+                await asyncio.sleep(0.05)
+
+        await asyncio.wait_for(wait(), timeout)
+
+    await until(lambda: client.connected, 10)
+    await asyncio.to_thread(server.kill)
+    await until(lambda: not client.connected, 10)  # now waiting 30-60 s before the next attempt
+    await asyncio.to_thread(server.start)
+    client.reconnect_now()
+    await until(lambda: client.connected, 10)
+    await client.close()
+    await asyncio.wait_for(events.task, 10)
