@@ -106,3 +106,23 @@ test('a refused token ends the session unless the credentials can log in again',
     await server.kill();
   }
 });
+
+test('reconnectNow skips the rest of the backoff', { timeout: 60_000 }, async () => {
+  const server = await ImServer.start();
+  try {
+    const login = await signup(new HttpApi(server.url), 'dave@example.com');
+    // Equal jitter: the first wait after a lost connection is 30-60 s.
+    const patient = { reconnect: { firstDelayMs: 60_000, maxDelayMs: 60_000 } };
+    const chat = new ChatClient({ url: server.url, credentials: login, store: new MemoryStore(), ...patient });
+    await chat.start();
+    await until(() => chat.connected, 10_000, 'connected');
+    await server.kill();
+    await until(() => !chat.connected, 10_000, 'disconnected');
+    await server.start();
+    chat.reconnectNow();
+    await until(() => chat.connected, 10_000, 'connected again without waiting out the backoff');
+    chat.close();
+  } finally {
+    await server.kill();
+  }
+});
