@@ -16,7 +16,7 @@ from typing import Any
 import aiomysql
 import pytest
 
-from im.backends.base import Applied, Send, Store
+from im.backends.base import Applied, Recall, Send, Store
 from im.backends.store import mysql, sqlite
 from im.backends.store.mysql import MySqlStore, parse_mysql_url
 from im.backends.store.sqlite import SqliteStore
@@ -179,3 +179,54 @@ async def test_inboxes_continue_gaplessly_and_old_cids_are_still_known(upgraded:
     assert again.duplicate and again.message == MESSAGES[1][0]
     [conversation] = [c for c in (await upgraded.conversations(2, 10)).entries if c.peer == 1]
     assert conversation.unread == 1
+
+
+async def _raw_mysql(url: str, *statements: str) -> None:
+    u = parse_mysql_url(url)
+    conn = await aiomysql.connect(host=u.host, port=u.port, user=u.user, password=u.password, db=u.database,
+                                  autocommit=True)
+    try:
+        async with conn.cursor() as cur:
+            for statement in statements:
+                await cur.execute(statement)
+    finally:
+        conn.close()
+
+
+@pytest.mark.parametrize("kind", ["sqlite", "mysql"])
+async def test_migration_4_takes_recalled_messages_out_of_the_unread_counts_left_by_earlier_versions(
+        kind: str, tmp_path: Path) -> None:
+    """Before migration 4 a recall left its message in the receiver's unread count: the database of such
+    a version is this one with migration 4 undone and the count as that version left it."""
+    undo = ["UPDATE conversations SET unread = 2 WHERE user_id = 2", "DELETE FROM schema_migrations WHERE version = 4"]
+
+    async def reopened(make: Any, rewind: Any) -> int:
+        store = make()
+        await store.open()
+        a = (await store.create_user("a@example.com", "h", "a")).id
+        b = (await store.create_user("b@example.com", "h", "b")).id
+        first, _ = await commit_sends(store, [Send(a, "1", "one", TS, to=b), Send(a, "2", "two", TS, to=b)])
+        await store.commit([Recall(a, "r", first.message.id, TS)], edit_window_ms=None, recall_window_ms=None)
+        assert [c.unread for c in (await store.conversations(b, 10)).entries] == [1]
+        await store.close()
+        await rewind()
+        store = make()
+        await store.open()
+        try:
+            return [c.unread for c in (await store.conversations(b, 10)).entries][0]
+        finally:
+            await store.close()
+
+    if kind == "sqlite":
+        path = tmp_path / "v3.db"
+
+        async def rewind_sqlite() -> None:
+            db = sqlite3.connect(path, isolation_level=None)
+            for statement in undo:
+                db.execute(statement)
+            db.close()
+
+        assert await reopened(lambda: SqliteStore(path), rewind_sqlite) == 1
+        return
+    with mysql_database() as url:
+        assert await reopened(lambda: MySqlStore(url), lambda: _raw_mysql(url, *undo)) == 1

@@ -432,6 +432,30 @@ async def test_a_recall_erases_the_content_and_a_second_recall_answers_the_first
     assert (await store.history(b, peer=a, limit=10)).entries[0][1].content == ""
 
 
+async def test_a_recalled_message_leaves_the_unread_counts_it_was_in(store: Store) -> None:
+    a, b, c = await users(store, 3)
+    group = await group_of(store, a, b, c)
+    [m1, m2, m3, g1, g2] = await sent(store, send(a, "1", to=b), send(a, "2", to=b), send(a, "3", to=b),
+                                      send(a, "g1", group=group), send(a, "g2", group=group))
+    await commit(store, Read(c, g1.id, T0, group=group))
+    await commit(store, Recall(a, "r2", m2.id, T0), Recall(a, "rg1", g1.id, T0), Recall(a, "rg2", g2.id, T0))
+
+    async def unread(user: int) -> dict[tuple[int | None, int | None], int]:
+        return {(x.peer, x.group): x.unread for x in (await store.conversations(user, 10)).entries}
+
+    assert await unread(b) == {(a, None): 2, (None, group): 0}
+    assert await unread(c) == {(None, group): 0}  # g1 was read before its recall, g2 was not
+    assert await unread(a) == {(b, None): 0, (None, group): 0}
+    await commit(store, Recall(a, "r2 again", m2.id, T0))  # a second recall is the first one's answer
+    await commit(store, Read(b, m2.id, T0, peer=a))  # a read over a recalled message does not count it
+    assert (await unread(b))[(a, None)] == 1
+    await commit(store, Read(b, m3.id, T0, peer=a), Recall(a, "r1", m1.id, T0))  # m1 was read already
+    assert (await unread(b))[(a, None)] == 0
+    [m4, m5] = await sent(store, send(a, "4", to=b), send(a, "5", to=b))
+    await commit(store, Read(b, m4.id, T0, peer=a), Recall(a, "r4", m4.id, T0), Recall(a, "r5", m5.id, T0))
+    assert (await unread(b))[(a, None)] == 0
+
+
 async def test_an_edit_later_recalled_shows_no_content_and_in_one_batch_too(store: Store) -> None:
     a, b = await users(store, 2)
     [m, n] = await sent(store, send(a, "m", to=b), send(a, "n", to=b))
@@ -555,20 +579,26 @@ async def test_a_read_towards_a_user_who_blocked_me_reaches_only_my_devices(stor
 
 
 async def test_unread_counts_follow_any_mix_of_sends_and_reads_in_and_across_batches(store: Store) -> None:
-    """Each conversation's unread count is always its messages from others after my pointer, however
-    sends and reads (forward, backward, several in one batch) were grouped into commits."""
+    """Each conversation's unread count is always its messages from others after my pointer, not
+    recalled, however sends, reads (forward, backward, several in one batch) and recalls were grouped
+    into commits."""
     people = await users(store, 3)
     group = await group_of(store, *people)
     keys = [(me, other, None) for me in people for other in people if other != me]
     keys += [(me, None, group) for me in people]
     from_others: dict[tuple[int, int | None, int | None], list[int]] = {key: [] for key in keys}
     pointers = dict.fromkeys(keys, 0)
+    mine: dict[int, list[int]] = {me: [] for me in people}
+    recalled: set[int] = set()
     rng = random.Random(7)
-    for round_ in range(30):
+    for round_ in range(40):
         items: list[BatchItem] = []
         for i in range(rng.randint(1, 8)):
             me, peer, in_group_ = rng.choice(keys)
-            if rng.random() < 0.6:
+            draw = rng.random()
+            if draw < 0.15 and mine[me]:
+                items.append(Recall(me, f"r{round_}.{i}", rng.choice(mine[me]), T0))
+            elif draw < 0.6:
                 items.append(send(me, f"{round_}.{i}", to=peer, group=in_group_))
             else:
                 seen = from_others[(me, peer, in_group_)]
@@ -577,6 +607,7 @@ async def test_unread_counts_follow_any_mix_of_sends_and_reads_in_and_across_bat
         for item, outcome in zip(items, await commit(store, *items), strict=True):
             event = applied(outcome).event
             if isinstance(event, Message):
+                mine[event.sender].append(event.id)
                 receivers = people if event.group is not None else [event.to]
                 for user in receivers:
                     if user != event.sender:
@@ -585,10 +616,12 @@ async def test_unread_counts_follow_any_mix_of_sends_and_reads_in_and_across_bat
             elif isinstance(item, Read) and isinstance(event, ReadEvent):
                 key = (item.reader, item.peer, item.group)
                 pointers[key] = max(pointers[key], event.up_to)
+            elif isinstance(event, RecallEvent):
+                recalled.add(event.message_id)
         for me in people:
             for conversation in (await store.conversations(me, 10)).entries:
                 key = (me, conversation.peer, conversation.group)
-                expected = sum(1 for message in from_others[key] if message > pointers[key])
+                expected = sum(1 for message in from_others[key] if message > pointers[key] and message not in recalled)
                 assert conversation.unread == expected, f"round {round_}, {key}"
 
 

@@ -304,6 +304,10 @@ def test_nicknames_unread_reads_edits_recalls_group_admin_and_blocks_between_two
     alice.send("welcome")
     expect(bob.conversation(group).locator(".title")).to_have_text("# crew")
     expect(bob.conversation(group).get_by_test_id("unread")).to_have_text("1")
+    alice.send("oops, not for the team")
+    expect(bob.conversation(group).get_by_test_id("unread")).to_have_text("2")
+    alice.message("oops, not for the team").get_by_test_id("message-recall").click()
+    expect(bob.conversation(group).get_by_test_id("unread")).to_have_text("1")  # a recall counts in no badge
     expect(bob.page.get_by_test_id("conversation-item").locator(".title")).to_have_text(["# crew", "Alice"])
     bob.open_conversation(group)
     expect(bob.page.get_by_test_id("member-name")).to_have_text(["Alice", "You"])

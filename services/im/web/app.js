@@ -142,7 +142,7 @@ function messagesOf(key) {
 /** Messages from others after my read pointer, as far as this page holds them. */
 function countUnread(key) {
   const upTo = conversation(key).readUpTo ?? 0;
-  return messagesOf(key).filter((m) => m.from !== state.auth.userId && m.id > upTo).length;
+  return messagesOf(key).filter((m) => m.from !== state.auth.userId && m.id > upTo && !m.recalled).length;
 }
 
 function outbox() {
@@ -262,7 +262,7 @@ function merge(c) {
   if ((mine.readUpTo ?? 0) > serverRead) {
     mine.unread = countUnread(key); // I read more since
   } else {
-    const since = messagesOf(key).filter((m) => m.seq > (c.last?.seq ?? 0) && m.from !== state.auth.userId);
+    const since = messagesOf(key).filter((m) => m.seq > (c.last?.seq ?? 0) && m.from !== state.auth.userId && !m.recalled);
     mine.unread = c.unread + since.length;
   }
   if (isSet(c.peer)) {
@@ -359,7 +359,12 @@ function onInboxEvent(e) {
       if (m) Object.assign(m, { content: e.content, edited: true });
       break;
     case 'recall':
-      if (m) Object.assign(m, { content: '', recalled: true });
+      if (m) {
+        const c = conversation(conversationOf(m));
+        const unread = !m.recalled && m.from !== state.auth.userId && m.id > (c.readUpTo ?? 0);
+        if (unread && c.unread > 0) c.unread -= 1; // a recalled message counts in no badge
+        Object.assign(m, { content: '', recalled: true });
+      }
       break;
     case 'read': {
       const key = isSet(e.group) ? `g:${e.group}` : `u:${e.peer}`;

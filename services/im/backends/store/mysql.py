@@ -289,6 +289,16 @@ MIGRATIONS: list[tuple[int, str, list[str | Unless | ByUsers]]] = [
             seen_at BIGINT NOT NULL
         ) {_TABLE}""",
     ]),
+    # Before it, a recalled message stayed in the unread counts it was in: count those again. A recount,
+    # so running it twice is harmless; it costs the unread inbox rows.
+    (4, "unread counts leave out recalled messages", [
+        ByUsers("""UPDATE conversations c SET c.unread = (
+               SELECT COUNT(*) FROM inbox i JOIN messages m ON m.id = i.message_id
+               WHERE i.user_id = c.user_id AND i.conv_type = c.conv_type AND i.conv_id = c.conv_id
+                 AND i.message_id > COALESCE(c.read_up_to, 0) AND m.sender_id <> i.user_id
+                 AND m.recall_id IS NULL)
+           WHERE c.user_id BETWEEN %s AND %s AND c.unread > 0"""),
+    ]),
 ]
 
 _MESSAGE = message_columns("m")
@@ -807,7 +817,7 @@ class MySqlStore(SharedStore):
         plan.learn_counters(await self._lock_counters(cur, plan.users()))
         plan.learn_blocks(await _blocks(cur, plan.block_pairs()))
         plan.learn_originals(await self._stored(cur, plan.send_keys()), await _stored_events(cur, plan.event_keys()))
-        plan.learn_conversations(await _read_pointers(cur, plan.read_keys()))
+        plan.learn_conversations(await _read_pointers(cur, plan.pointer_keys()))
         return plan.outcomes(await self._write(cur, plan.decide()))
 
     async def _lock_targets(self, cur: Any, ids: list[int]) -> dict[int, Target]:
@@ -868,7 +878,7 @@ class MySqlStore(SharedStore):
                                                 None if change.recall is None else event_ids[change.recall],
                                                 message_id))
         activity = [(*key, None if c.last_message is None else message_ids[c.last_message], c.last_seq,
-                     c.updated_at, c.unread) for key, c in writes.conversations.items() if c.updated_at]
+                     c.updated_at, c.unread) for key, c in writes.conversations.items() if c.updated_at or c.unread]
         await self._insert_rows(
             cur, "INSERT INTO conversations (user_id, conv_type, conv_id, last_message_id, last_seq, updated_at, "
             "unread) VALUES ", activity,
@@ -1016,7 +1026,7 @@ async def _read_pointers(cur: Any, keys: list[ConvKey]) -> dict[ConvKey, tuple[i
 
 
 async def _count_read(cur: Any, moves: dict[ConvKey, tuple[int, int]]) -> dict[ConvKey, int]:
-    """Messages from others each pointer moved over, `(from, to]`: one query, a bounded range of index
+    """Messages from others, not recalled, each pointer moved over, `(from, to]`: one query, a bounded range of index
     inbox_conversation each."""
     counts: dict[ConvKey, int] = {}
     keys = sorted(moves)
@@ -1027,6 +1037,7 @@ async def _count_read(cur: Any, moves: dict[ConvKey, tuple[int, int]]) -> dict[C
             for u, t, c in keys[start:start + 200])
         await cur.execute("SELECT i.user_id, i.conv_type, i.conv_id, COUNT(*) FROM inbox i "
                           f"JOIN messages m ON m.id = i.message_id WHERE ({ranges}) AND m.sender_id <> i.user_id "
+                          "AND m.recall_id IS NULL "
                           "GROUP BY i.user_id, i.conv_type, i.conv_id")
         counts.update({(int(u), int(t), int(c)): int(n) for u, t, c, n in await cur.fetchall()})
     return counts

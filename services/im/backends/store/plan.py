@@ -101,10 +101,11 @@ InboxRow = tuple[int, int, int | None, int | None, int | None, int | None]
 
 @dataclass(slots=True)
 class ConversationChange:
-    """What happens to one conversation row. Activity (`updated_at` > 0) is an upsert that adds
-    `unread`; `read_up_to` replaces the pointer of an existing row, moved forward from `read_from`, and
-    once the inbox rows are in, the store takes the messages from others in `(read_from, read_up_to]`
-    off `unread`: a cost of the messages read, not of those left unread. `last_message` is a position in
+    """What happens to one conversation row. Activity (`updated_at` > 0) or a change of `unread` is an
+    upsert that adds `unread` (less than 0 when recalls took unread messages away); `read_up_to`
+    replaces the pointer of an existing row, moved forward from `read_from`, and once the inbox rows
+    are in, the store takes the messages from others, not recalled, in `(read_from, read_up_to]` off
+    `unread`: a cost of the messages read, not of those left unread. `last_message` is a position in
     `Writes.messages`."""
 
     updated_at: int = 0
@@ -274,7 +275,7 @@ class BatchPlan:
     3. `holder_probes()` → which of those users have those messages in their inbox → `learn_holders`;
     4. `users()` → lock their counter rows → `learn_counters` (absent: no such user);
     5. `block_pairs()` → `learn_blocks`;  6. `send_keys()` / `event_keys()` → `learn_originals`;
-    7. `read_keys()` → `learn_conversations`;  8. `decide()` → write it → `outcomes(message_ids)`.
+    7. `pointer_keys()` → `learn_conversations`;  8. `decide()` → write it → `outcomes(message_ids)`.
     """
 
     def __init__(self, batch: Sequence[BatchItem], *, edit_window_ms: int | None, recall_window_ms: int | None,
@@ -316,7 +317,7 @@ class BatchPlan:
         self._sent: dict[_Key, tuple[Message, int]] = {}
         self._changed: dict[_Key, tuple[InboxEvent, int]] = {}
         self._conversations: dict[ConvKey, tuple[int | None, int | None]] = {}
-        self._pending: dict[int, tuple[int, dict[int, int]]] = {}  # send index -> (message position, seqs)
+        self._pending: dict[int, tuple[Send, int, dict[int, int]]] = {}  # send index -> (it, its position, seqs)
         self._message_base = 0
 
     # 1
@@ -408,8 +409,17 @@ class BatchPlan:
         self._changed = changes
 
     # 7
-    def read_keys(self) -> list[ConvKey]:
-        return sorted({_read_key(item) for _, item in self._reads})
+    def pointer_keys(self) -> list[ConvKey]:
+        """The conversation rows whose read pointer the batch needs: the readers', and those of everyone
+        but the sender holding a message recalled (its unread count may lose it)."""
+        keys = {_read_key(item) for _, item in self._reads}
+        for _, change in self._changes:
+            target = self._targets.get(change.message_id)
+            if isinstance(change, Recall) and target is not None:
+                message = target.message
+                keys.update(_conversation_of(message, user) for user in self._receivers_of(message)
+                            if user != message.sender)
+        return sorted(keys)
 
     def learn_conversations(self, rows: dict[ConvKey, tuple[int | None, int | None]]) -> None:
         """(last_message_id, read_up_to) of the conversation rows found."""
@@ -449,12 +459,11 @@ class BatchPlan:
     def outcomes(self, message_ids: Sequence[int] | None = None) -> list[Outcome]:
         """Every item's outcome, once the store inserted `Writes.messages`: with these ids (in order),
         or None if they are `message_base + position`."""
-        for i, (position, seqs) in self._pending.items():
-            item = self._batch[i]
-            assert isinstance(item, Send)
-            message_id = self._message_base + position if message_ids is None else message_ids[position]
-            message = Message(message_id, item.sender, item.to, item.group, item.content, item.cid, item.ts)
-            self._outcomes[i] = Applied(message, seqs)
+        outcomes, base = self._outcomes, self._message_base
+        for i, (item, position, seqs) in self._pending.items():
+            message_id = base + position if message_ids is None else message_ids[position]
+            outcomes[i] = Applied(Message(message_id, item.sender, item.to, item.group, item.content, item.cid,
+                                          item.ts), seqs)
         for i, first in self._first.items():
             original = self._outcomes[first]
             assert original is not None
@@ -493,7 +502,7 @@ class BatchPlan:
             receivers = self._current.get(item.group, ())
             if item.sender not in receivers:
                 raise Forbidden(f"you are not a member of group {item.group}")
-        self._pending[i] = writes.add_message(item, receivers)
+        self._pending[i] = (item, *writes.add_message(item, receivers))
 
     def _change(self, item: Edit | Recall, writes: Writes, states: dict[int, _MessageState]) -> Applied:
         original = self._changed.get((item.sender, item.cid))
@@ -528,6 +537,7 @@ class BatchPlan:
         if isinstance(item, Recall):
             event = RecallEvent(message.id, message.sender, message.to, message.group, item.ts)
             state.content, state.recall = "", (event, seqs[item.sender])
+            self._forget_unread(message, seqs, writes)
         else:
             event = EditEvent(message.id, message.sender, message.to, message.group, item.content, item.ts)
             state.content, state.edited_at = item.content, item.ts
@@ -538,6 +548,17 @@ class BatchPlan:
         if isinstance(item, Recall):
             change.recall = position
         return Applied(event, seqs)
+
+    def _forget_unread(self, message: Message, receivers: Iterable[int], writes: Writes) -> None:
+        """A recalled message leaves the unread counts it is in: those whose pointer (as the batch
+        found it; a read in the batch does not count recalled messages) is before it."""
+        for user in receivers:
+            if user == message.sender:
+                continue
+            key = _conversation_of(message, user)
+            found = self._conversations.get(key)
+            if found is not None and message.id > (found[1] or 0):
+                writes.conversation(key).unread -= 1
 
     def _receivers_of(self, message: Message) -> list[int]:
         """Everyone whose inbox has `message`: sender and peer, or the group's holders of it."""
@@ -573,6 +594,14 @@ def _read_key(item: Read) -> ConvKey:
         return (item.reader, PRIVATE, item.peer)
     assert item.group is not None
     return (item.reader, GROUP, item.group)
+
+
+def _conversation_of(message: Message, user: int) -> ConvKey:
+    """`user`'s conversation row holding `message` (a sender or receiver of it)."""
+    if message.group is not None:
+        return (user, GROUP, message.group)
+    assert message.to is not None
+    return (user, PRIVATE, message.to if user == message.sender else message.sender)
 
 
 def _index(entry: tuple[int, BatchItem]) -> int:

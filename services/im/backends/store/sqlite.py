@@ -163,6 +163,15 @@ MIGRATIONS: list[str] = [
         seen_at INTEGER NOT NULL
     );
     """,
+    # 4: before it, a recalled message stayed in the unread counts it was in: count those again.
+    """
+    UPDATE conversations SET unread = (
+        SELECT COUNT(*) FROM inbox i JOIN messages m ON m.id = i.message_id
+        WHERE i.user_id = conversations.user_id AND i.conv_type = conversations.conv_type
+          AND i.conv_id = conversations.conv_id AND i.message_id > COALESCE(conversations.read_up_to, 0)
+          AND m.sender_id <> i.user_id AND m.recall_id IS NULL)
+    WHERE unread > 0;
+    """,
 ]
 
 Synchronous = Literal["OFF", "NORMAL", "FULL", "EXTRA"]
@@ -428,7 +437,7 @@ def _commit(db: sqlite3.Connection, plan: BatchPlan) -> list[Outcome]:
     plan.learn_blocks({pair for pair in plan.block_pairs() if db.execute(
         "SELECT 1 FROM blocks WHERE user_id = ? AND blocked_id = ?", pair).fetchone()})
     plan.learn_originals(_stored_messages(db, plan.send_keys()), _stored_events(db, plan.event_keys()))
-    plan.learn_conversations(_read_pointers(db, plan.read_keys()))
+    plan.learn_conversations(_read_pointers(db, plan.pointer_keys()))
     _write(db, plan.decide(message_base=_next_id(db, "messages"), event_base=_next_id(db, "events")))
     return plan.outcomes()
 
@@ -536,13 +545,13 @@ def _write(db: sqlite3.Connection, writes: Writes) -> None:
         "last_seq = COALESCE(excluded.last_seq, last_seq), updated_at = MAX(updated_at, excluded.updated_at), "
         "unread = unread + excluded.unread",
         [(*key, None if c.last_message is None else writes.message_base + c.last_message, c.last_seq, c.updated_at,
-          c.unread) for key, c in writes.conversations.items() if c.updated_at])
+          c.unread) for key, c in writes.conversations.items() if c.updated_at or c.unread])
     reads = [(key, c.read_from, c.read_up_to) for key, c in writes.conversations.items() if c.read_up_to is not None]
     if reads:
         db.executemany(
             "UPDATE conversations SET read_up_to = ?, unread = MAX(0, unread - (SELECT COUNT(*) FROM inbox i "
             "JOIN messages m ON m.id = i.message_id WHERE i.user_id = ? AND i.conv_type = ? AND i.conv_id = ? "
-            "AND i.message_id > ? AND i.message_id <= ? AND m.sender_id <> i.user_id)) "
+            "AND i.message_id > ? AND i.message_id <= ? AND m.sender_id <> i.user_id AND m.recall_id IS NULL)) "
             "WHERE user_id = ? AND conv_type = ? AND conv_id = ?",
             [(up_to, *key, read_from, up_to, *key) for key, read_from, up_to in reads])
     db.executemany(
