@@ -30,8 +30,9 @@ from im.contracts.records import (
 from im.protocol.errors import BadRequest, Conflict, Forbidden, ImError, NotFound
 from im.protocol.ids import MAX_ID
 
-__all__ = ["BatchPlan", "ConversationChange", "ConvKey", "Counter", "EventRow", "GroupChange", "InboxRow",
-           "MessageChange", "MessageRow", "Target", "Writes", "hand_over", "join", "removal", "rename"]
+__all__ = ["BatchPlan", "ConversationChange", "ConvKey", "Counter", "EventInboxRow", "EventRow", "GroupChange",
+           "InboxRow", "MessageChange", "MessageInboxRow", "MessageRow", "Target", "Writes", "hand_over", "join",
+           "removal", "rename"]
 
 ConvKey = tuple[int, int, int]
 """(user_id, conv_type, conv_id): one user's conversation row."""
@@ -95,8 +96,13 @@ class EventRow:
                 self.action, self.name, self.owner, self.up_to, self.cid, self.ts)
 
 
+MessageInboxRow = tuple[int, int, int, int]
+"""(user, seq, message id, conv_id): a plain tuple, there is one per receiver; the conversation's type
+is the list's (`Writes.private_inbox`, `Writes.group_inbox`), so a store binds four values a row."""
+EventInboxRow = tuple[int, int, int]
+"""(user, seq, event id)"""
 InboxRow = tuple[int, int, int | None, int | None, int | None, int | None]
-"""(user, seq, message id, event id, conv_type, conv_id): a plain tuple, there is one per receiver."""
+"""(user, seq, message id, event id, conv_type, conv_id): any inbox row, as `resolved_inbox` gives them."""
 
 
 @dataclass(slots=True)
@@ -151,7 +157,9 @@ class Writes:
         self.event_base = event_base
         self.messages: list[MessageRow] = []
         self.events: list[EventRow] = []
-        self.inbox: list[InboxRow] = []
+        self.private_inbox: list[MessageInboxRow] = []
+        self.group_inbox: list[MessageInboxRow] = []
+        self.event_inbox: list[EventInboxRow] = []
         self.conversations: dict[ConvKey, ConversationChange] = {}
         self.message_changes: dict[int, MessageChange] = {}
         self._groups: dict[int, _GroupActivity] = {}
@@ -180,14 +188,15 @@ class Writes:
         The hot path of every batch: one tuple per receiver, no call per receiver."""
         position = len(self.messages)
         message_id = self.message_base + position
-        last_seq, inbox, sender, ts = self.last_seq, self.inbox, row.sender, row.ts
+        last_seq, sender, ts = self.last_seq, row.sender, row.ts
         seqs = {}
         if row.group is not None:
             group_id = row.group
+            inbox = self.group_inbox
             for user in receivers:
                 seq = seqs[user] = last_seq[user] + 1
                 last_seq[user] = seq
-                inbox.append((user, seq, message_id, None, GROUP, group_id))
+                inbox.append((user, seq, message_id, group_id))
             group = self._groups.get(group_id)
             if group is None:
                 self._groups[group_id] = _GroupActivity(ts, [position], [sender], seqs)
@@ -199,12 +208,12 @@ class Writes:
         else:
             to = row.to
             assert to is not None
-            conversations = self.conversations
+            conversations, inbox = self.conversations, self.private_inbox
             for user in receivers:
                 seq = seqs[user] = last_seq[user] + 1
                 last_seq[user] = seq
                 peer = to if user == sender else sender
-                inbox.append((user, seq, message_id, None, PRIVATE, peer))
+                inbox.append((user, seq, message_id, peer))
                 key = (user, PRIVATE, peer)
                 change = conversations.get(key)
                 if change is None:
@@ -223,7 +232,7 @@ class Writes:
         seqs = {user: self.next_seq(user) for user in receivers}
         event_id = self.event_base + len(self.events)
         self.events.append(_with_actor_seq(row, seqs[row.actor]))
-        self.inbox.extend((user, seq, None, event_id, None, None) for user, seq in seqs.items())
+        self.event_inbox.extend((user, seq, event_id) for user, seq in seqs.items())
         return seqs
 
     def finish(self) -> None:
@@ -245,9 +254,11 @@ class Writes:
         return sorted((user, seq) for user, seq in self.last_seq.items() if seq != self._locked[user])
 
     def resolved_inbox(self, message_ids: Sequence[int], event_ids: Sequence[int]) -> list[InboxRow]:
-        """The inbox rows with positions (bases 0) replaced by ids."""
-        return [(user, seq, None if m is None else message_ids[m], None if e is None else event_ids[e], t, c)
-                for user, seq, m, e, t, c in self.inbox]
+        """Every inbox row, with positions (bases 0) replaced by ids."""
+        rows: list[InboxRow] = [(user, seq, message_ids[m], None, PRIVATE, c) for user, seq, m, c in self.private_inbox]
+        rows.extend((user, seq, message_ids[m], None, GROUP, c) for user, seq, m, c in self.group_inbox)
+        rows.extend((user, seq, None, event_ids[e], None, None) for user, seq, e in self.event_inbox)
+        return rows
 
 
 def _with_actor_seq(row: EventRow, seq: int) -> EventRow:
@@ -481,7 +492,7 @@ class BatchPlan:
             raise NotFound(f"no user {user}")
 
     def _send(self, i: int, item: Send, writes: Writes) -> None:
-        original = self._sent.get((item.sender, item.cid))
+        original = self._sent.get((item.sender, item.cid)) if self._sent else None
         if original is not None:
             self._outcomes[i] = Applied(original[0], {item.sender: original[1]}, duplicate=True)
             return

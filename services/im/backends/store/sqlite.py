@@ -24,7 +24,9 @@ from im.backends.store.common import GroupDecision, SharedStore, marks, valid_id
 from im.backends.store.plan import EVENT_INSERT_COLUMNS, BatchPlan, ConvKey, Counter, Target, Writes
 from im.backends.store.rows import (
     EVENT_COLUMNS,
+    GROUP,
     MESSAGE_WIDTH,
+    PRIVATE,
     event_from_row,
     fits,
     message_columns,
@@ -530,9 +532,12 @@ def _write(db: sqlite3.Connection, writes: Writes) -> None:
     if writes.events:
         db.executemany(f"INSERT INTO events (id, {EVENT_INSERT_COLUMNS}) VALUES (?{', ?' * 13})",
                        [(writes.event_base + position, *e.values()) for position, e in enumerate(writes.events)])
-    db.executemany(
-        "INSERT INTO inbox (user_id, seq, message_id, event_id, conv_type, conv_id) VALUES (?, ?, ?, ?, ?, ?)",
-        writes.inbox)
+    for conv_type, rows in ((PRIVATE, writes.private_inbox), (GROUP, writes.group_inbox)):
+        if rows:
+            db.executemany(f"INSERT INTO inbox (user_id, seq, message_id, conv_type, conv_id) "
+                           f"VALUES (?, ?, ?, {conv_type}, ?)", rows)
+    if writes.event_inbox:
+        db.executemany("INSERT INTO inbox (user_id, seq, event_id) VALUES (?, ?, ?)", writes.event_inbox)
     if writes.message_changes:
         db.executemany(
             "UPDATE messages SET content = ?, edited_at = ?, recall_id = COALESCE(?, recall_id) WHERE id = ?",
