@@ -51,6 +51,7 @@ from im.backends.base import Applied, BatchItem, Outcome, UserCredentials
 from im.backends.store.common import GroupDecision, SharedStore, valid_ids
 from im.backends.store.plan import EVENT_INSERT_COLUMNS, BatchPlan, ConvKey, Counter, Target, Writes
 from im.backends.store.rows import (
+    COUNTS_AS_UNREAD,
     EVENT_COLUMNS,
     GROUP,
     MESSAGE_WIDTH,
@@ -1026,8 +1027,8 @@ async def _read_pointers(cur: Any, keys: list[ConvKey]) -> dict[ConvKey, tuple[i
 
 
 async def _count_read(cur: Any, moves: dict[ConvKey, tuple[int, int]]) -> dict[ConvKey, int]:
-    """Messages from others, not recalled, each pointer moved over, `(from, to]`: one query, a bounded range of index
-    inbox_conversation each."""
+    """The messages that counted as unread each pointer moved over, `(from, to]`: one query, a bounded
+    range of index inbox_conversation each."""
     counts: dict[ConvKey, int] = {}
     keys = sorted(moves)
     for start in range(0, len(keys), 200):
@@ -1036,8 +1037,7 @@ async def _count_read(cur: Any, moves: dict[ConvKey, tuple[int, int]]) -> dict[C
             f"AND i.message_id > {_ints([moves[(u, t, c)][0]])} AND i.message_id <= {_ints([moves[(u, t, c)][1]])})"
             for u, t, c in keys[start:start + 200])
         await cur.execute("SELECT i.user_id, i.conv_type, i.conv_id, COUNT(*) FROM inbox i "
-                          f"JOIN messages m ON m.id = i.message_id WHERE ({ranges}) AND m.sender_id <> i.user_id "
-                          "AND m.recall_id IS NULL "
+                          f"JOIN messages m ON m.id = i.message_id WHERE ({ranges}) AND {COUNTS_AS_UNREAD} "
                           "GROUP BY i.user_id, i.conv_type, i.conv_id")
         counts.update({(int(u), int(t), int(c)): int(n) for u, t, c, n in await cur.fetchall()})
     return counts

@@ -23,15 +23,20 @@ from im.contracts.records import (
 )
 from im.protocol.ids import MAX_ID
 
-__all__ = ["CONVERSATIONS_SQL", "EVENTS_SQL", "EVENT_COLUMNS", "GROUP", "GROUP_READS_SQL", "HISTORY_SQL",
-           "MEMBER_ACTIONS", "MESSAGE_WIDTH", "NO_CURSOR", "PRIVATE", "conversation_from_row", "event_from_row", "fits",
-           "inbox_entry", "message_columns", "message_from_row"]
+__all__ = ["CONVERSATIONS_SQL", "COUNTS_AS_UNREAD", "EVENTS_SQL", "EVENT_COLUMNS", "GROUP", "GROUP_READS_SQL",
+           "HISTORY_SQL", "MEMBER_ACTIONS", "MESSAGE_WIDTH", "NO_CURSOR", "PRIVATE", "conversation_from_row",
+           "event_from_row", "fits", "inbox_entry", "message_columns", "message_from_row"]
 
 # inbox.conv_type / conversations.conv_type: whose conversation a row belongs to, from its user's side.
 PRIVATE = 1
 """conv_id is the peer's user id (the user itself for notes to self)."""
 GROUP = 2
 """conv_id is the group id."""
+
+COUNTS_AS_UNREAD = "m.sender_id <> i.user_id AND m.recall_id IS NULL"
+"""Whether message `m` of inbox row `i`, once after its user's read pointer, is in the unread count:
+from someone else, and not recalled (docs/storage.md, "Conversations"). Migrations spell it out, as
+they never change."""
 
 MEMBER_ACTIONS: dict[str, MemberAction] = {"joined": "joined", "left": "left", "removed": "removed"}
 

@@ -23,6 +23,7 @@ from im.backends.base import Applied, BatchItem, Outcome, UserCredentials
 from im.backends.store.common import GroupDecision, SharedStore, marks, valid_ids
 from im.backends.store.plan import EVENT_INSERT_COLUMNS, BatchPlan, ConvKey, Counter, Target, Writes
 from im.backends.store.rows import (
+    COUNTS_AS_UNREAD,
     EVENT_COLUMNS,
     GROUP,
     MESSAGE_WIDTH,
@@ -564,7 +565,7 @@ def _write(db: sqlite3.Connection, writes: Writes) -> None:
         db.executemany(
             "UPDATE conversations SET read_up_to = ?, unread = MAX(0, unread - (SELECT COUNT(*) FROM inbox i "
             "JOIN messages m ON m.id = i.message_id WHERE i.user_id = ? AND i.conv_type = ? AND i.conv_id = ? "
-            "AND i.message_id > ? AND i.message_id <= ? AND m.sender_id <> i.user_id AND m.recall_id IS NULL)) "
+            f"AND i.message_id > ? AND i.message_id <= ? AND {COUNTS_AS_UNREAD})) "
             "WHERE user_id = ? AND conv_type = ? AND conv_id = ?",
             [(up_to, *key, read_from, up_to, *key) for key, read_from, up_to in reads])
     db.executemany(
