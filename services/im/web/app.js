@@ -139,10 +139,16 @@ function messagesOf(key) {
   return [...state.messages.values()].filter((m) => conversationOf(m) === key).sort(bySeq);
 }
 
+/** Whether message `m` is in the unread count of conversation `c`: from someone else, after my read
+ * pointer, not recalled (as the server counts). */
+function countsAsUnread(m, c) {
+  return m.from !== state.auth.userId && m.id > (c.readUpTo ?? 0) && !m.recalled;
+}
+
 /** Messages from others after my read pointer, as far as this page holds them. */
 function countUnread(key) {
-  const upTo = conversation(key).readUpTo ?? 0;
-  return messagesOf(key).filter((m) => m.from !== state.auth.userId && m.id > upTo && !m.recalled).length;
+  const c = conversation(key);
+  return messagesOf(key).filter((m) => countsAsUnread(m, c)).length;
 }
 
 function outbox() {
@@ -361,8 +367,7 @@ function onInboxEvent(e) {
     case 'recall':
       if (m) {
         const c = conversation(conversationOf(m));
-        const unread = !m.recalled && m.from !== state.auth.userId && m.id > (c.readUpTo ?? 0);
-        if (unread && c.unread > 0) c.unread -= 1; // a recalled message counts in no badge
+        if (countsAsUnread(m, c) && c.unread > 0) c.unread -= 1; // a recalled message counts in no badge
         Object.assign(m, { content: '', recalled: true });
       }
       break;
