@@ -18,7 +18,6 @@ from __future__ import annotations
 import argparse
 import json
 import os
-import socket
 import statistics
 import subprocess
 import sys
@@ -28,24 +27,28 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-VENV_BIN = Path(sys.executable).parent
+sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
+
+from tests.support.processes import BIN, ManagedProcess, free_port, port_open  # noqa: E402
 
 
 @dataclass(frozen=True)
 class Build:
     name: str
-    pythonpath: str
+    env: dict[str, str]
+    """Added to the environment of its `im serve`: its PYTHONPATH, if not this checkout."""
+    metrics_on_client_port: bool
+    """A build from before issue 8: no `--metrics-port`."""
 
-    def env(self) -> dict[str, str]:
-        env = dict(os.environ)
-        if self.pythonpath:
-            env["PYTHONPATH"] = self.pythonpath
-        return env
-
-    def has_metrics_port(self) -> bool:
-        usage = subprocess.run([str(VENV_BIN / "im"), "serve", "--help"], env=self.env(), capture_output=True,
-                               text=True, check=True).stdout
-        return "--metrics-port" in usage
+    @staticmethod
+    def parse(text: str) -> Build:
+        name, sep, pythonpath = text.partition("=")
+        if not sep or not name:
+            raise argparse.ArgumentTypeError(f"expected NAME=PYTHONPATH, got {text!r}")
+        env = {"PYTHONPATH": pythonpath} if pythonpath else {}
+        usage = subprocess.run([str(BIN / "im"), "serve", "--help"], env={**os.environ, **env},
+                               capture_output=True, text=True, check=True).stdout
+        return Build(name, env, "--metrics-port" not in usage)
 
 
 @dataclass(frozen=True)
@@ -57,44 +60,26 @@ class Run:
     complete: bool
 
 
-def free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return int(s.getsockname()[1])
-
-
-def wait_for_port(port: int, timeout: float = 20.0) -> None:
-    deadline = time.monotonic() + timeout
-    while time.monotonic() < deadline:
-        try:
-            socket.create_connection(("127.0.0.1", port), 0.2).close()
-            return
-        except OSError:
-            time.sleep(0.05)
-    raise SystemExit(f"the server did not listen on {port} within {timeout} s")
-
-
 def run_once(build: Build, scenario: list[str]) -> dict[str, Any]:
     port = free_port()
-    command = [str(VENV_BIN / "im"), "serve", "--port", str(port), "--rate-limit", "0", "--log-level", "warning"]
-    if build.has_metrics_port():
-        metrics_port = free_port()
-        command += ["--metrics-port", str(metrics_port)]
-    else:
-        metrics_port = port
+    metrics_port = port if build.metrics_on_client_port else free_port()
     with tempfile.TemporaryDirectory(prefix="alternate-builds-") as data_dir:
-        server = subprocess.Popen([*command, "--data-dir", data_dir], env=build.env(), stdout=subprocess.DEVNULL)
+        argv = [str(BIN / "im"), "serve", "--port", str(port), "--data-dir", data_dir, "--rate-limit", "0",
+                "--log-level", "warning"]
+        if not build.metrics_on_client_port:
+            argv += ["--metrics-port", str(metrics_port)]
+        server = ManagedProcess(f"im serve ({build.name})", argv, Path(data_dir) / "server.log", port_open(port),
+                                env=build.env)
         try:
-            wait_for_port(port)
+            server.start()
             time.sleep(0.5)
             report = subprocess.run(
-                [str(VENV_BIN / "im-bench"), *scenario, "--url", f"http://127.0.0.1:{port}",
+                [str(BIN / "im-bench"), *scenario, "--url", f"http://127.0.0.1:{port}",
                  "--metrics-url", f"http://127.0.0.1:{metrics_port}/metrics", "-n", "50", "--json", "--quiet"],
                 capture_output=True, text=True, check=True).stdout
             return dict(json.loads(report))
         finally:
-            server.terminate()
-            server.wait()
+            server.stop()
 
 
 def summary(report: dict[str, Any]) -> Run:
@@ -105,16 +90,9 @@ def summary(report: dict[str, Any]) -> Run:
                bool(measured["ok"]))
 
 
-def parse_build(text: str) -> Build:
-    name, sep, pythonpath = text.partition("=")
-    if not sep or not name:
-        raise argparse.ArgumentTypeError(f"expected NAME=PYTHONPATH, got {text!r}")
-    return Build(name, pythonpath)
-
-
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
-    parser.add_argument("--build", type=parse_build, action="append", required=True,
+    parser.add_argument("--build", type=Build.parse, action="append", required=True,
                         help="NAME=PYTHONPATH (empty: this checkout); repeat, at least twice")
     parser.add_argument("--rounds", type=int, default=5)
     parser.add_argument("--messages", "-m", type=int, default=200_000)
